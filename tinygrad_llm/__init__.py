@@ -1,0 +1,11 @@
+"""tinygrad_llm: a NumPy-only autograd engine and the language models built on it.
+
+The package grows in the order the lessons introduce it; the names below are re-exported in that
+order, so this file doubles as the table of contents.
+"""
+
+# --- lesson 01: the autograd engine ---------------------------------------------------------
+# (engine exports go here)
+
+# --- lessons 02-03: tokenization and data ---------------------------------------------------
+# (tokenizer and data exports go here)
