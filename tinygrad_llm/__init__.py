@@ -5,7 +5,9 @@ order, so this file doubles as the table of contents.
 """
 
 # --- lesson 01: the autograd engine ---------------------------------------------------------
-# (engine exports go here)
+from .tensor import Tensor, no_grad, enable_grad, is_grad_enabled, where, maximum, concatenate, stack, split
+from . import functional
+from .gradcheck import gradcheck, GradcheckError
 
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
 # (tokenizer and data exports go here)

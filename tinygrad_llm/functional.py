@@ -1,0 +1,264 @@
+"""Functions built on the Tensor: softmax, cross-entropy, layer norm, GELU, dropout (lesson 01).
+
+Each hot function exists twice:
+
+* a *fused* op (``softmax``, ``log_softmax``, ``cross_entropy``, ``layer_norm``, ``gelu``): one
+  graph node whose forward is a few NumPy calls and whose backward is the derivative worked out
+  by hand. One node instead of ten means less Python overhead, fewer temporary arrays kept alive
+  for the backward pass, and a numerically stable formula (the max-shift of softmax);
+* a *composed* reference (``softmax_composed`` ...), the same maths written with Tensor
+  primitives, so its gradient comes from the engine for free. It is slower, but there is
+  nothing in it to get wrong; the tests prove that both versions agree in value and gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+
+
+def _reduction_axis(x: Tensor, axis: int) -> int:
+    if x.ndim == 0:
+        raise ValueError("softmax needs at least a 1-D tensor")
+    return axis % x.ndim
+
+
+def _shifted(x: np.ndarray, axis: int, op: str) -> np.ndarray:
+    """x - max(x): softmax is unchanged by a shift, and after it exp() cannot overflow."""
+    peak = x.max(axis=axis, keepdims=True)
+    if np.isneginf(peak).any():
+        raise ValueError(f"{op}: a row is entirely -inf (every position masked), so it has no "
+                         f"probability distribution")
+    return x - peak
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax and log_softmax
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """p_i = exp(x_i) / sum_j exp(x_j), fused.
+
+    Backward: dp_i/dx_j = p_i (delta_ij - p_j), so dx = p * (g - sum(g * p)).
+    -inf entries (masked positions) get probability 0; a row that is all -inf raises.
+    """
+    axis = _reduction_axis(x, axis)
+    e = np.exp(_shifted(x.data, axis, "softmax"))
+    p = e / e.sum(axis=axis, keepdims=True)
+
+    def backward(g):
+        return (p * (g - (g * p).sum(axis=axis, keepdims=True)),)
+
+    return Tensor._make(p, (x,), backward)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log p_i = x_i - logsumexp(x), fused; stable for logits of 1e4 and for -inf masks.
+
+    Backward: d log p_i / dx_j = delta_ij - p_j, so dx = g - p * sum(g).
+    """
+    axis = _reduction_axis(x, axis)
+    shifted = _shifted(x.data, axis, "log_softmax")
+    e = np.exp(shifted)
+    total = e.sum(axis=axis, keepdims=True)
+    out = shifted - np.log(total)
+
+    def backward(g):
+        return (g - (e / total) * g.sum(axis=axis, keepdims=True),)
+
+    return Tensor._make(out, (x,), backward)
+
+
+def softmax_composed(x: Tensor, axis: int = -1) -> Tensor:
+    """Reference softmax from primitives (exp, sum, division)."""
+    e = (x - x.data.max(axis=axis, keepdims=True)).exp()
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax_composed(x: Tensor, axis: int = -1) -> Tensor:
+    """Reference log-softmax from primitives."""
+    shifted = x - x.data.max(axis=axis, keepdims=True)
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-entropy
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_targets(logits: Tensor, targets, ignore_index: int, reduction: str) -> np.ndarray:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if isinstance(targets, Tensor):
+        raise TypeError("cross_entropy: targets are class indices, an integer NumPy array, not a Tensor")
+    targets = np.asarray(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integers (class indices), got {targets.dtype}")
+    if logits.ndim < 1 or targets.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {targets.shape}")
+    n_classes = logits.shape[-1]
+    used = targets[targets != ignore_index]
+    if used.size and (used.min() < 0 or used.max() >= n_classes):
+        bad = used[(used < 0) | (used >= n_classes)][0]
+        raise IndexError(f"cross_entropy: target {bad} is out of range for {n_classes} classes "
+                         f"(ignore_index is {ignore_index})")
+    return targets
+
+
+def cross_entropy(logits: Tensor, targets: np.ndarray, ignore_index: int = -100,
+                  reduction: str = "mean") -> Tensor:
+    """-log softmax(logits)[target], fused with the softmax.
+
+    ``logits`` has shape (..., C) and ``targets`` integer class ids of shape (...). Positions
+    whose target equals ``ignore_index`` contribute nothing (padding, prompt tokens).
+    ``reduction``: "mean" over the positions that count, "sum", or "none" (one loss per position,
+    0 at ignored ones). If every position is ignored, the mean is defined as 0 with a zero
+    gradient (there is nothing to learn from), rather than 0/0 = NaN.
+
+    Backward: d loss / d logits = softmax(logits) - onehot(target), times the reduction's weight.
+    """
+    targets = _check_targets(logits, targets, ignore_index, reduction)
+    n_classes = logits.shape[-1]
+    x = logits.data.reshape(-1, n_classes)
+    t = targets.reshape(-1)
+    valid = t != ignore_index
+    t_safe = np.where(valid, t, 0)
+    rows = np.arange(t.size)
+
+    shifted = _shifted(x, 1, "cross_entropy")
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    nll = (np.log(total[:, 0]) - shifted[rows, t_safe]) * valid  # (N,), 0 where ignored
+    n_valid = int(valid.sum())
+    dtype = x.dtype
+    if reduction == "none":
+        out = nll.reshape(targets.shape).astype(dtype, copy=False)
+    elif reduction == "sum":
+        out = np.asarray(nll.sum(), dtype=dtype)
+    else:
+        out = np.asarray(nll.sum() / n_valid if n_valid else 0.0, dtype=dtype)
+
+    def backward(g):
+        if reduction == "none":
+            weight = g.reshape(-1, 1) * valid[:, None]
+        elif reduction == "sum":
+            weight = g * valid[:, None]
+        else:
+            weight = (g / n_valid if n_valid else 0 * g) * valid[:, None]
+        grad = (e / total) * weight  # softmax, scaled
+        grad[rows, t_safe] -= weight[:, 0]  # minus the one-hot target
+        return (grad.astype(dtype, copy=False).reshape(logits.shape),)
+
+    return Tensor._make(out, (logits,), backward)
+
+
+def cross_entropy_composed(logits: Tensor, targets: np.ndarray, ignore_index: int = -100,
+                           reduction: str = "mean") -> Tensor:
+    """Reference cross-entropy from primitives: log_softmax, an integer-array gather, a mean."""
+    targets = _check_targets(logits, targets, ignore_index, reduction)
+    n_classes = logits.shape[-1]
+    logp = log_softmax_composed(logits.reshape(-1, n_classes))
+    t = targets.reshape(-1)
+    valid = t != ignore_index
+    picked = logp[np.arange(t.size), np.where(valid, t, 0)]  # (N,)
+    nll = -(picked * valid.astype(logits.dtype))
+    if reduction == "none":
+        return nll.reshape(targets.shape)
+    if reduction == "sum":
+        return nll.sum()
+    return nll.sum() * (1.0 / max(int(valid.sum()), 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# layer norm
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise over the last axis, then scale and shift, fused:
+
+        xhat = (x - mean) / sqrt(var + eps),   y = xhat * weight + bias
+
+    Backward, with n entries per row, r = 1/sqrt(var + eps) and dxhat = g * weight:
+
+        dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        dweight = sum over rows of g * xhat,   dbias = sum over rows of g
+    """
+    a = x.data
+    n = a.shape[-1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != (n,):
+            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({n},) for input {a.shape}")
+    mean = a.mean(axis=-1, keepdims=True)
+    centred = a - mean
+    rstd = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
+    xhat = centred * rstd
+    out = xhat if weight is None else xhat * weight.data
+    if bias is not None:
+        out = out + bias.data
+    parents = tuple(t for t in (x, weight, bias) if t is not None)
+
+    def backward(g):
+        grads = []
+        if x.requires_grad:
+            dxhat = g if weight is None else g * weight.data
+            grads.append(rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)))
+        else:
+            grads.append(None)
+        g2 = g.reshape(-1, n)
+        if weight is not None:
+            grads.append((g2 * xhat.reshape(-1, n)).sum(axis=0) if weight.requires_grad else None)
+        if bias is not None:
+            grads.append(g2.sum(axis=0) if bias.requires_grad else None)
+        return grads
+
+    return Tensor._make(out, parents, backward)
+
+
+def layer_norm_composed(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
+                        eps: float = 1e-5) -> Tensor:
+    """Reference layer norm from primitives (mean, var, sqrt, division)."""
+    xhat = (x - x.mean(axis=-1, keepdims=True)) / (x.var(axis=-1, keepdims=True) + eps).sqrt()
+    if weight is not None:
+        xhat = xhat * weight
+    if bias is not None:
+        xhat = xhat + bias
+    return xhat
+
+
+# ----------------------------------------------------------------------------------------------
+# GELU and dropout
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU, tanh approximation, fused (see ``Tensor.gelu`` for the derivative)."""
+    return x.gelu()
+
+
+def gelu_composed(x: Tensor) -> Tensor:
+    """Reference GELU from primitives: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1 + (_GELU_C * (x + 0.044715 * x ** 3)).tanh())
+
+
+def dropout(x: Tensor, p: float, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    """Zero each entry with probability ``p`` and scale the rest by 1/(1-p), so the expected value
+    is unchanged (inverted dropout); the identity when not training or when p == 0.
+
+    The random numbers come from ``rng`` (a ``np.random.Generator``), so runs are reproducible.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("dropout in training mode needs rng=np.random.default_rng(seed)")
+    keep = rng.random(x.shape) >= p
+    return x * (keep * np.asarray(1.0 / (1.0 - p), dtype=x.dtype))
+
