@@ -11,3 +11,8 @@ from .gradcheck import gradcheck, GradcheckError
 
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
 # (tokenizer and data exports go here)
+
+# --- lessons 04-07: modules, the GPT, training ----------------------------------------------
+from .nn import Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Dropout, GELU
+from .gpt import GPTConfig, GPT, MultiHeadAttention, MLP, TransformerBlock, sinusoidal_positions
+from .optim import SGD, Adam, AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups

@@ -262,3 +262,128 @@ def dropout(x: Tensor, p: float, training: bool = True, rng: np.random.Generator
     keep = rng.random(x.shape) >= p
     return x * (keep * np.asarray(1.0 / (1.0 - p), dtype=x.dtype))
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Linear layer and attention (lessons 05-06)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x @ weight^T + bias, fused; ``weight`` has shape (out, in) as in PyTorch.
+
+    Backward, with the leading axes of x flattened into rows: dx = g @ W, dW = g^T @ x,
+    dbias = sum of g over rows. One node instead of three (transpose, matmul, add), and the
+    weight gradient is one large matrix product rather than a batch of small ones.
+    """
+    a, w = x.data, weight.data
+    if w.ndim != 2 or a.shape[-1] != w.shape[1]:
+        raise ValueError(f"linear: input of shape {a.shape} does not fit a weight of shape {w.shape} "
+                         f"(expected last input dimension {w.shape[-1] if w.ndim else '?'})")
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise TypeError(f"linear: dtype mismatch between input {x.dtype} and weight {weight.dtype}")
+    out = a @ w.T
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def backward(g):
+        g2 = g.reshape(-1, g.shape[-1])
+        return (g @ w if x.requires_grad else None,
+                g2.T @ a.reshape(-1, a.shape[-1]) if weight.requires_grad else None,
+                g2.sum(axis=0) if bias is not None and bias.requires_grad else None)
+
+    return Tensor._make(out, parents, backward)
+
+
+def causal_mask(n_queries: int, n_keys: int) -> np.ndarray:
+    """Boolean (n_queries, n_keys) mask, True where a query may NOT look.
+
+    The queries are the last ``n_queries`` positions of the ``n_keys`` (with a KV cache only the
+    new tokens are queries), so query i sits at position n_keys - n_queries + i and sees keys
+    0 .. that position.
+
+    >>> causal_mask(2, 3).astype(int)
+    array([[0, 0, 1],
+           [0, 0, 0]])
+    """
+    offset = n_keys - n_queries
+    return np.triu(np.ones((n_queries, n_keys), dtype=bool), k=offset + 1)
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True,
+                                 mask: np.ndarray | None = None, dropout_p: float = 0.0,
+                                 training: bool = False, rng: np.random.Generator | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d) + masks) v, fused into one node.
+
+    Shapes: q (..., Tq, d), k and v (..., Tk, d), with Tq <= Tk (the queries are the last Tq
+    positions). ``mask`` (bool, broadcast to (..., Tq, Tk), True = may not attend) adds to the
+    causal mask, e.g. for padding. Dropout on the attention weights uses ``rng``.
+
+    Backward, with S = q k^T s, P = softmax(S), P' = P * dropout, Y = P' v:
+        dv = P'^T g,  dP' = g v^T,  dP = dP' * dropout,  dS = P * (dP - sum(dP * P)),
+        dq = dS k s,  dk = dS^T q s.
+    Only P (and the dropout mask) is kept for the backward pass, not the scores.
+    """
+    qd, kd, vd = q.data, k.data, v.data
+    if qd.shape[-1] != kd.shape[-1] or kd.shape[-2] != vd.shape[-2] or qd.shape[-2] > kd.shape[-2]:
+        raise ValueError(f"attention: incompatible shapes q {qd.shape}, k {kd.shape}, v {vd.shape}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"attention dropout must be in [0, 1), got {dropout_p}")
+    scale = 1.0 / np.sqrt(qd.shape[-1])
+    scores = qd @ np.swapaxes(kd, -1, -2)  # (..., Tq, Tk)
+    scores *= scale
+    blocked = causal_mask(qd.shape[-2], kd.shape[-2]) if causal else None
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        blocked = mask if blocked is None else (blocked | mask)
+    if blocked is not None:
+        np.copyto(scores, -np.inf, where=blocked)  # blocked broadcasts over the leading axes
+    p = np.exp(_shifted_inplace(scores, "attention"))
+    p /= p.sum(axis=-1, keepdims=True)
+    keep = None
+    p_used = p
+    if training and dropout_p > 0.0:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("attention dropout in training mode needs rng=np.random.default_rng(seed)")
+        keep = (rng.random(p.shape) >= dropout_p) * np.asarray(1.0 / (1.0 - dropout_p), dtype=p.dtype)
+        p_used = p * keep
+    out = p_used @ vd
+
+    def backward(g):
+        dv = np.swapaxes(p_used, -1, -2) @ g if v.requires_grad else None
+        if not (q.requires_grad or k.requires_grad):
+            return None, None, dv
+        dp = g @ np.swapaxes(vd, -1, -2)
+        if keep is not None:
+            dp *= keep
+        ds = dp
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p
+        ds *= scale
+        dq = ds @ kd if q.requires_grad else None
+        dk = np.swapaxes(ds, -1, -2) @ qd if k.requires_grad else None
+        return dq, dk, dv
+
+    return Tensor._make(out, (q, k, v), backward)
+
+
+def _shifted_inplace(x: np.ndarray, op: str) -> np.ndarray:
+    """``x -= max(x)`` along the last axis, in place (x is a temporary we own)."""
+    peak = x.max(axis=-1, keepdims=True)
+    if np.isneginf(peak).any():
+        raise ValueError(f"{op}: a row is entirely -inf (every position masked), so it has no "
+                         f"probability distribution")
+    x -= peak
+    return x
+
+
+def scaled_dot_product_attention_composed(q: Tensor, k: Tensor, v: Tensor, causal: bool = True,
+                                          mask: np.ndarray | None = None) -> Tensor:
+    """Reference attention from primitives (matmul, masked_fill, softmax), without dropout."""
+    scores = (q @ k.swapaxes(-1, -2)) * (1.0 / np.sqrt(q.shape[-1]))
+    blocked = causal_mask(q.shape[-2], k.shape[-2]) if causal else None
+    if mask is not None:
+        blocked = mask if blocked is None else (blocked | np.asarray(mask, dtype=bool))
+    if blocked is not None:
+        scores = scores.masked_fill(np.broadcast_to(blocked, scores.shape), -np.inf)
+    return softmax_composed(scores) @ v

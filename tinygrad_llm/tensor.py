@@ -116,6 +116,25 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+def _power(a: np.ndarray, p: float) -> np.ndarray:
+    """a ** p with fast paths for small integer powers.
+
+    NOTE: NumPy's float32 ``a ** 3`` calls the general power function per entry and can be a
+    hundred times slower than ``a * a * a``, enough to dominate a GPT's training step.
+    """
+    if p == 1:
+        return a.copy()
+    if p == 2:
+        return np.square(a)
+    if p == 3:
+        return a * a * a
+    if p == 0.5:
+        return np.sqrt(a)
+    if p == -1:
+        return 1 / a
+    return a ** p
+
+
 def _freed_backward(grad):
     raise RuntimeError(
         "backward through a graph that was already freed: a graph is freed after backward() to "
@@ -392,7 +411,7 @@ class Tensor:
         if not isinstance(exponent, Tensor) and np.ndim(exponent) == 0:
             p = float(exponent)
             a = self.data
-            return Tensor._make(a ** p, (self,), lambda g: (g * p * a ** (p - 1),))
+            return Tensor._make(_power(a, p), (self,), lambda g: (g * p * _power(a, p - 1),))
         exponent = self._operand(exponent)
         a, p = self.data, exponent.data
         out = a ** p
@@ -645,7 +664,7 @@ class Tensor:
         """
         x = self.data
         c = np.sqrt(2.0 / np.pi).astype(x.dtype)
-        t = np.tanh(c * (x + 0.044715 * x ** 3))
+        t = np.tanh(c * (x + 0.044715 * (x * x * x)))
         out = 0.5 * x * (1 + t)
 
         def backward(g):
