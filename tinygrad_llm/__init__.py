@@ -12,7 +12,15 @@ from .gradcheck import gradcheck, GradcheckError
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
 # (tokenizer and data exports go here)
 
+from .corpus import Document, Section, ENDOFTEXT, load_documents, corpus_text
+from .data import (course_tokenizer, prepare_corpus, PreparedCorpus, train_val_split,
+                   SlidingWindowDataset, DataLoader, random_batch)
+
 # --- lessons 04-07: modules, the GPT, training ----------------------------------------------
 from .nn import Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Dropout, GELU
 from .gpt import GPTConfig, GPT, MultiHeadAttention, MLP, TransformerBlock, sinusoidal_positions
 from .optim import SGD, Adam, AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
+from .checkpoint import save_safetensors, load_safetensors, CheckpointError
+from .training import TrainConfig, Trainer, TrainHistory, course_model
+from .evaluation import perplexity
+from .generation import generate

@@ -58,7 +58,8 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray],
         dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
         if dtype not in _NAMES:
             raise TypeError(f"cannot store tensor {name!r} of dtype {array.dtype} in safetensors")
-        array = np.ascontiguousarray(array, dtype=dtype)
+        # careful: ascontiguousarray returns at least 1-D, so a 0-d array needs its shape back
+        array = np.ascontiguousarray(array, dtype=dtype).reshape(array.shape)
         header[name] = {"dtype": _NAMES[dtype], "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes

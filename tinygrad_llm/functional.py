@@ -195,6 +195,9 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (n,):
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({n},) for input {a.shape}")
+        if p is not None and p.dtype != x.dtype:
+            raise TypeError(f"layer_norm: dtype mismatch between input {x.dtype} and {name} {p.dtype} "
+                            f"(Tensors are never upcast silently)")
     mean = a.mean(axis=-1, keepdims=True)
     centred = a - mean
     rstd = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
@@ -327,6 +330,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
     qd, kd, vd = q.data, k.data, v.data
     if qd.shape[-1] != kd.shape[-1] or kd.shape[-2] != vd.shape[-2] or qd.shape[-2] > kd.shape[-2]:
         raise ValueError(f"attention: incompatible shapes q {qd.shape}, k {kd.shape}, v {vd.shape}")
+    if not qd.dtype == kd.dtype == vd.dtype:
+        raise TypeError(f"attention: dtype mismatch between q {qd.dtype}, k {kd.dtype} and v {vd.dtype}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"attention dropout must be in [0, 1), got {dropout_p}")
     scale = 1.0 / np.sqrt(qd.shape[-1])

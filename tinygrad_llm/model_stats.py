@@ -65,3 +65,18 @@ def format_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     raise AssertionError("unreachable")
+
+
+def training_flops(config: GPTConfig, batch_size: int) -> int:
+    """Floating point operations of one training step (forward + backward), counting the matrix
+    products only, which dominate: a product of (m, k) and (k, n) costs 2 m k n.
+
+    Forward: every token goes through the Linear weights (12 C^2 per layer) and the output head
+    (V C), and each layer's attention does two (T, T, C)-sized products per sequence (scores and
+    the weighted sum; we compute the full square, masked, as most implementations do). The
+    backward pass costs twice the forward (a gradient for the input and one for the weight).
+    """
+    C, T, V, L = config.d_model, config.context_length, config.vocab_size, config.n_layer
+    tokens = batch_size * T
+    forward = 2 * tokens * (L * 12 * C * C + V * C) + L * batch_size * 2 * (2 * T * T * C)
+    return 3 * forward

@@ -255,3 +255,50 @@ def load_model(path, dtype=np.float32) -> tuple[GPT, dict[str, str]]:
     model = GPT(GPTConfig(**json.loads(metadata["model_config"])), dtype=dtype)
     model.load_state_dict(_section(tensors, "model."))
     return model, metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# The course model: lesson 07's recipe, so later lessons can load it or rebuild it
+
+
+def course_model_config(vocab_size: int, quick: bool = False) -> GPTConfig:
+    """The course GPT: 4 layers of width 128 over 128 tokens (~1M parameters), trainable on a
+    laptop CPU in minutes; quick mode shrinks it for smoke tests."""
+    if quick:
+        return GPTConfig(vocab_size=vocab_size, context_length=32, d_model=32, n_layer=2, n_head=2)
+    return GPTConfig(vocab_size=vocab_size, context_length=128, d_model=128, n_layer=4, n_head=4)
+
+
+def course_train_config(quick: bool = False) -> TrainConfig:
+    if quick:
+        return TrainConfig(max_steps=60, batch_size=8, learning_rate=3e-3, min_learning_rate=3e-4,
+                           warmup_steps=10, eval_interval=30, eval_batches=4, log_interval=20)
+    return TrainConfig(max_steps=2400, batch_size=16, learning_rate=2e-3, min_learning_rate=2e-4,
+                       warmup_steps=100, eval_interval=200, eval_batches=20, log_interval=100)
+
+
+def course_checkpoint_path(quick: bool = False) -> "Path":
+    from .course import output_dir
+
+    return output_dir("checkpoints") / ("course_model_quick.safetensors" if quick else "course_model.safetensors")
+
+
+def course_model(quick: bool = False, log: Callable[[str], None] | None = print):
+    """(model, tokenizer): the lesson-07 model from its checkpoint, or pretrained now with the
+    same recipe when the checkpoint is missing (so every later lesson runs on its own)."""
+    from .data import prepare_corpus
+
+    corpus = prepare_corpus(quick=quick)
+    path = course_checkpoint_path(quick)
+    if path.exists():
+        model, _ = load_model(path)
+        if model.config.vocab_size == corpus.tokenizer.vocab_size:
+            return model, corpus.tokenizer
+    if log is not None:
+        log(f"no course model at {path.name}: pretraining one with lesson 07's recipe")
+    model = GPT(course_model_config(corpus.tokenizer.vocab_size, quick), rng=np.random.default_rng(0))
+    trainer = Trainer(model, corpus.train, corpus.val, course_train_config(quick), log=log,
+                      tokenizer_ref=corpus.tokenizer_path.name)
+    trainer.train()
+    trainer.save(path)
+    return model, corpus.tokenizer
