@@ -17,18 +17,18 @@ So record the steps as a graph while computing forward, then walk it backwards o
 loss to the inputs: each node receives dL/d(node) from the nodes that used it, multiplies by its
 own local derivatives and passes the products on to its parents. That walk is reverse-mode
 automatic differentiation ("backpropagation"). It visits every node once, in reverse topological
-order, so the gradient of all the weights costs about as much as the forward pass itself.
+order, so the gradients of all the weights together cost about as much as a forward pass or two.
 
 The lesson goes from a derivative worked out by hand (section 1), to the chain rule on scalars
-with a throwaway ten-line `Value` class (2), to the package's `Tensor`, whose graph we print
+with a throwaway `Value` class (2), to the package's `Tensor`, whose graph we print
 (3), to checking gradients against finite differences (4), to a small network that learns to
 separate two interleaved spirals with nothing but Tensor ops and a hand-written SGD loop (5).
 
 Builds on: nothing (NumPy and the chain rule).
 Adds: `Tensor`, `no_grad`, `functional` (softmax, cross_entropy, ...), `gradcheck`.
 
-Run: python lessons/01_autograd.py            (about 15 seconds)
-     python lessons/01_autograd.py --quick    (about 3 seconds)
+Run: python lessons/01_autograd.py            (under 10 seconds)
+     python lessons/01_autograd.py --quick    (about 2 seconds)
 """
 
 # %%
@@ -48,7 +48,7 @@ SPIRAL_TURNS = 1.75                       # how many times each arm winds around
 SPIRAL_NOISE = 0.04                       # scatter around the arms, in the data's units
 HIDDEN = 32 if QUICK else 64              # width of the two hidden layers
 STEPS = 2000 if QUICK else 3000           # full-batch gradient descent steps
-LEARNING_RATE = 0.5
+LEARNING_RATE = 0.3
 GRID = 100 if QUICK else 250              # the decision-boundary picture has GRID x GRID points
 ACCURACY_TARGET = 0.95                    # what the closing asserts demand on the test set
 
@@ -57,7 +57,7 @@ rng = np.random.default_rng(SEED)
 
 # %% [markdown]
 # ## 1. A derivative by hand, and by finite differences
-# Take f(x) = x^3 - 3x. The rules of calculus give f'(x) = 3x^2 - 3, so f'(2) = 9 exactly.
+# Take f(x) = x^3 - 3x. The rules of calculus give f'(x) = 3x^2 - 3, so f'(0.7) = 3 * 0.49 - 3 = -1.53.
 # Without calculus we can still estimate the slope from two nearby values:
 #
 #     forward difference:  (f(x + h) - f(x)) / h            error about h (f''/2)
@@ -77,16 +77,17 @@ def f_prime(x: float) -> float:
     return 3 * x ** 2 - 3
 
 
-x0 = 2.0
+x0 = 0.7
 exact = f_prime(x0)
-print(f"f'({x0}) by hand: {exact}")
+print(f"f'({x0}) by hand: {exact:.12f}")
 print(f"{'h':>8}  {'forward':>18}  {'error':>8}  {'central':>18}  {'error':>8}")
 central_errors = {}
 for h in (1e-1, 1e-3, 1e-5, 1e-7, 1e-9, 1e-11):
     forward = (f(x0 + h) - f(x0)) / h
     central = (f(x0 + h) - f(x0 - h)) / (2 * h)
     central_errors[h] = abs(central - exact)
-    print(f"{h:8.0e}  {forward:18.12f}  {abs(forward - exact):8.1e}  {central:18.12f}  {central_errors[h]:8.1e}")
+    print(f"{h:8.0e}  {forward:18.12f}  {abs(forward - exact):8.1e}  "
+          f"{central:18.12f}  {central_errors[h]:8.1e}")
 best_h = min(central_errors, key=central_errors.get)
 print(f"best central difference at h = {best_h:.0e}: error {central_errors[best_h]:.1e} "
       f"(reference: truncation ~h^2 meets rounding ~1e-16/h near h = 1e-5)")
@@ -106,7 +107,7 @@ print(f"best central difference at h = {best_h:.0e}: error {central_errors[best_
 #     dL/dw = dL/dz * x,   dL/db = dL/dz * 1,   dL/dx = dL/dz * w
 
 # %%
-x_in, w_in, b_in, target = 0.5, -1.5, 0.8, 1.0
+x_in, w_in, b_in, target = 0.5, -1.5, 0.2, 1.0
 
 z = w_in * x_in + b_in
 y = math.tanh(z)
@@ -157,7 +158,7 @@ class Value:
 
 
 w_v, b_v, x_v = Value(w_in), Value(b_in), Value(x_in)
-d_v = (w_v * x_v + b_v).tanh() + Value(-target)
+d_v = (w_v * x_v + b_v).tanh() + Value(-target)   # Value has no subtraction: add -t
 (d_v * d_v).backward()
 by_value = {"w": w_v.grad, "b": b_v.grad, "x": x_v.grad}
 
@@ -212,9 +213,10 @@ print("reference: 2^(n+1) - 1 calls for the recursion, n + 1 nodes for the topol
 # ## 3. The Tensor and its graph
 # A `Tensor` wraps a NumPy array. Every op on Tensors that require grad makes a new Tensor that
 # keeps its parents (`_parents`) and a small `backward` function: given dL/d(output), it returns
-# one gradient per parent. Here is the graph of a small layer with a mean squared output,
-# in the order `backward` will visit it reversed. Each op's backward function is defined inside
-# the op, so its Python name says which op made the node.
+# one gradient per parent. Here is the graph of a small layer with a mean squared output, in
+# topological order (every node below its parents); `backward` walks the list from the bottom
+# up. Each op's backward function is defined inside the op, so its Python name says which op
+# made the node.
 
 # %%
 def op_name(node: Tensor) -> str:
@@ -234,10 +236,10 @@ z.retain_grad()      # keep dL/dz too; by default only leaves keep their gradien
 
 order = loss._topological_order()
 position = {id(node): i for i, node in enumerate(order)}
-print(f"{'#':>2}  {'op':<10}  {'shape':<8}  parents")
+print(f"{'#':>2}  {'op':<10}  {'shape':<8}  parents (by #)")
 for i, node in enumerate(order):
     parents = ", ".join(f"#{position[id(p)]}" for p in node._parents)
-    print(f"{i:2d}  {op_name(node):<10}  {str(node.shape):<8}  {parents}")
+    print(f"{i:2d}  {op_name(node):<10}  {str(node.shape):<8}  {parents}".rstrip())
 print("(mean is built from sum and a multiplication by 1/8, so it adds two nodes; h * h is one "
       "node whose two parents are the same tensor)")
 
@@ -284,7 +286,8 @@ def layer(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
 
 def softplus(x: Tensor) -> Tensor:
     """log(1 + e^x); d/dx = sigmoid(x) = (1 + tanh(x/2)) / 2."""
-    sigmoid = 0.5 * (1 + np.tanh(0.5 * x.data))
+    sigmoid = 0.5 * (1 + np.tanh(0.5 * x.data))  # captured by the closure, not recomputed
+    # logaddexp(0, x) = log(e^0 + e^x), without overflowing for large x
     return Tensor._make(np.logaddexp(0, x.data), (x,), lambda g: (g * sigmoid,))
 
 
@@ -293,7 +296,7 @@ def softplus_broken(x: Tensor) -> Tensor:
     return Tensor._make(np.logaddexp(0, x.data), (x,), lambda g: (sigmoid,))  # forgot the g *
 
 
-x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)   # float64 data: gradcheck needs it
 w = Tensor(rng.standard_normal((3, 2)), requires_grad=True)
 b = Tensor(rng.standard_normal(2), requires_grad=True)
 s = Tensor(rng.standard_normal((3, 5)), requires_grad=True)
@@ -314,7 +317,9 @@ softplus(s).sum().backward()
 right = s.grad
 s.grad = None
 softplus_broken(s).sum().backward()
-print(f"with a plain sum, broken and correct gradients differ by {np.abs(s.grad - right).max():.1e}")
+plain_sum_difference = np.abs(s.grad - right).max()
+print(f"with a plain sum, broken and correct gradients differ by {plain_sum_difference:.1e} "
+      f"(the bug is there, the check cannot see it)")
 
 
 # %% [markdown]
@@ -346,14 +351,15 @@ print(f"gradcheck on both: {fused_ok}; graph nodes: fused {fused_nodes}, compose
 # %% [markdown]
 # ## 5. A tiny network learns two spirals
 # Two classes of points wound around each other: no straight line separates them, so a linear
-# classifier stays near chance. A multi-layer perceptron (MLP) with two hidden layers of tanh
+# classifier does little better than a coin. A multi-layer perceptron (MLP) with two hidden layers of tanh
 # units can bend its decision boundary around the arms.
 #
 #     h1 = tanh(x W1 + b1),   h2 = tanh(h1 W2 + b2),   logits = h2 W3 + b3
 #     loss = cross_entropy(logits, labels) = mean over points of -log softmax(logits)[label]
 #
-# There is no layer or optimizer class yet (lesson 04 adds them): the weights are plain Tensors
-# and one step of gradient descent is three lines, backward, then w -= lr * w.grad.
+# There is no layer or optimizer class yet (later lessons add them): the weights are plain
+# Tensors, and a step of gradient descent is three lines: reset the gradients, backward, then
+# w -= lr * w.grad for every weight.
 
 # %%
 def two_spirals(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -395,12 +401,14 @@ def accuracy(params: list[Tensor], points: np.ndarray, labels: np.ndarray) -> fl
         return float((mlp(params, Tensor(points)).data.argmax(axis=1) == labels).mean())
 
 
-def train(sizes: list[int], rng: np.random.Generator) -> tuple[list[Tensor], list[float]]:
+def train(sizes: list[int], points: np.ndarray, labels: np.ndarray,
+          rng: np.random.Generator) -> tuple[list[Tensor], list[float]]:
+    """Full-batch gradient descent from a fresh init; returns the weights and the loss per step."""
     params = init_mlp(sizes, rng)
-    inputs = Tensor(train_points)   # data, not a weight: requires_grad stays False
+    inputs = Tensor(points)          # data, not a weight: requires_grad stays False
     losses = []
     for step in range(STEPS):
-        loss = functional.cross_entropy(mlp(params, inputs), train_labels)
+        loss = functional.cross_entropy(mlp(params, inputs), labels)
         for p in params:
             p.grad = None            # gradients add up across backward calls: reset them first
         loss.backward()
@@ -409,7 +417,7 @@ def train(sizes: list[int], rng: np.random.Generator) -> tuple[list[Tensor], lis
         losses.append(loss.item())
         if step % (STEPS // 5) == 0 or step == STEPS - 1:
             print(f"  step {step:5d}  loss {losses[-1]:.4f}  "
-                  f"train accuracy {accuracy(params, train_points, train_labels):.3f}")
+                  f"train accuracy {accuracy(params, points, labels):.3f}")
     return params, losses
 
 
@@ -419,9 +427,9 @@ print(f"{TRAIN_POINTS} training points, {TEST_POINTS} test points, class balance
       f"{train_labels.mean():.2f}")
 
 print("linear classifier (no hidden layer):")
-linear_params, linear_losses = train([2, 2], rng)
+linear_params, linear_losses = train([2, 2], train_points, train_labels, rng)
 print(f"MLP 2 -> {HIDDEN} -> {HIDDEN} -> 2:")
-mlp_params, mlp_losses = train([2, HIDDEN, HIDDEN, 2], rng)
+mlp_params, mlp_losses = train([2, HIDDEN, HIDDEN, 2], train_points, train_labels, rng)
 
 linear_accuracy = accuracy(linear_params, test_points, test_labels)
 test_accuracy = accuracy(mlp_params, test_points, test_labels)
@@ -433,6 +441,12 @@ print(f"MLP loss: {mlp_losses[0]:.4f} -> {mlp_losses[-1]:.4f} ({loss_drop:.0f}x 
 
 
 # %% [markdown]
+# The loss curve in the figure below tells the story of the run: hundreds of steps a little
+# under ln 2, where the network does hardly better than the straight line, then a steep fall once
+# its hidden units bend the boundary around the arms. An occasional spike is a step that
+# overshot: plain gradient descent with a fixed learning rate has no brake (Adam, in a later
+# lesson, adapts the step to each weight).
+#
 # The decision boundary: the network's probability of class 1 at every point of a grid.
 # A grid of GRID^2 points is a big batch, and nothing will be differentiated, so it runs under
 # `no_grad()`: no backward functions are created and no intermediate arrays are kept.
@@ -475,6 +489,7 @@ assert path_counts[16] == 2 ** 17 - 1, "the naive recursion walks every path"
 assert broadcast_error < 1e-12, "the broadcast gradient is the sum over rows"
 assert layer_ok and softplus_ok, "gradcheck passes on correct ops"
 assert broken_caught, "gradcheck catches the broken backward"
+assert plain_sum_difference == 0, "a plain-sum check would have missed it"
 assert fused_ok and fused_value_error < 1e-12 and fused_grad_error < 1e-12, "fused softmax == composed"
 assert test_accuracy > ACCURACY_TARGET, f"the MLP separates the spirals ({test_accuracy:.3f})"
 assert linear_accuracy < 0.75, "a straight line cannot"

@@ -175,14 +175,26 @@ def test_damaged_files_raise_checkpoint_error_naming_the_file(tmp_path, damage, 
     ({"dtype": "F8_E4M3", "shape": [8], "data_offsets": [0, 8]}, "does not support"),
     ({"dtype": "F32", "shape": [2]}, "malformed header entry"),
     ([1, 2, 3], "malformed header entry"),
+    ({"dtype": "F32", "shape": "ab", "data_offsets": [0, 8]}, "malformed header entry"),
+    ({"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}, "malformed header entry"),
+    ({"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}, "malformed header entry"),
+    ({"dtype": "F32", "shape": [2], "data_offsets": [0.0, 8]}, "malformed header entry"),
 ], ids=["past-end", "wrong-length", "reversed", "negative", "shape-too-big", "complex", "fp8",
-        "no-offsets", "not-an-object"])
+        "no-offsets", "not-an-object", "shape-string", "shape-float", "shape-negative", "offset-float"])
 def test_bad_header_entries_raise_checkpoint_error_naming_file_and_tensor(tmp_path, entry, message):
     path = tmp_path / "bad.safetensors"
     write(path, b"", {"weights": entry}, bytes(8))  # 8 bytes of data
     with pytest.raises(CheckpointError, match=message) as info:
         load_safetensors(path)
     assert str(path) in str(info.value) and "'weights'" in str(info.value)
+
+
+@pytest.mark.parametrize("metadata", [[1, 2], {"step": 5}, "text"], ids=["list", "number-value", "string"])
+def test_metadata_that_is_not_a_string_map_raises_checkpoint_error(tmp_path, metadata):
+    path = tmp_path / "meta.safetensors"
+    write(path, b"", {"__metadata__": metadata})
+    with pytest.raises(CheckpointError, match="__metadata__ must map strings to strings"):
+        load_safetensors(path)
 
 
 def test_a_missing_file_raises_checkpoint_error(tmp_path):

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_llm import (ENDOFTEXT, DataLoader, Document, SlidingWindowDataset, corpus_text,
-                          course_tokenizer, load_documents, prepare_corpus, random_batch,
-                          train_val_split)
-from tinygrad_llm.corpus import split_documents
+from tinygrad_llm import (DataLoader, Document, SlidingWindowDataset, corpus_text, course_tokenizer,
+                          load_documents, prepare_corpus, random_batch, train_val_split)
+from tinygrad_llm.corpus import ENDOFTEXT, split_documents
 from tinygrad_llm.data import token_dtype
 
 ROOT = Path(__file__).resolve().parent.parent

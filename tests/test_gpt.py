@@ -185,9 +185,10 @@ def test_gpt2_init_scales_the_residual_projections_by_one_over_sqrt_two_n_layer(
 
 
 def test_embeddings_start_with_std_0_02_and_the_same_seed_gives_the_same_model():
-    config = GPTConfig(vocab_size=512, context_length=64, d_model=64, n_layer=1, n_head=4,
+    config = GPTConfig(vocab_size=512, context_length=256, d_model=64, n_layer=1, n_head=4,
                        tie_weights=False)
     model = GPT(config, np.random.default_rng(0))
+    # at least 16,384 entries each: the sample std is within 1/sqrt(2N) = 0.55% per standard error
     for p in (model.token_embedding.weight, model.position_embedding.weight, model.head.weight):
         assert abs(p.data.std() / 0.02 - 1) < 0.03
     again = GPT(config, np.random.default_rng(0))
@@ -270,5 +271,5 @@ def test_float64_and_float32_models_agree_to_float32_precision():
 def test_a_float32_model_refuses_float64_inputs_instead_of_upcasting():
     model = GPT(SMALL)
     x = Tensor(np.random.default_rng(0).normal(size=(1, 2, 16)), dtype=np.float64)
-    with pytest.raises(TypeError, match="layer_norm: dtype mismatch between input float64 and weight float32"):
+    with pytest.raises(TypeError, match="layer_norm: dtype mismatch between input float64 and weight"):
         model.blocks[0](x)  # the block's first op is its LayerNorm

@@ -339,3 +339,21 @@ def test_loading_state_that_does_not_fit_is_an_error():
     wrong = Adam([{"params": [Parameter(np.ones((4, 3)))]}, {"params": [Parameter(np.ones(3))]}])
     with pytest.raises(ValueError, match="does not fit this model's parameters"):
         wrong.load_state_dict(state)
+
+
+@pytest.mark.parametrize("optimizer_class", [Adam, AdamW])
+def test_adam_bias_correction_counts_each_parameters_own_updates(optimizer_class):
+    # A parameter that gets its first gradient after others have stepped (unfrozen late) must
+    # move by lr on its first update, exactly like a parameter updated from the start.
+    early = Parameter(np.zeros(3))
+    late = Parameter(np.zeros(3))
+    optimizer = optimizer_class([early, late], lr=0.1, weight_decay=0.0)
+    for _ in range(5):
+        early.grad = np.ones(3)
+        late.grad = None
+        optimizer.step()
+    late.grad = np.full(3, 2.0)
+    early.grad = None
+    optimizer.step()
+    # first Adam step: m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps) = lr
+    np.testing.assert_allclose(late.data, -0.1 * np.ones(3), rtol=1e-6)

@@ -12,7 +12,7 @@ from .gradcheck import gradcheck, GradcheckError
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
 # (tokenizer and data exports go here)
 
-from .corpus import Document, Section, ENDOFTEXT, load_documents, corpus_text
+from .corpus import Document, Section, load_documents, corpus_text
 from .data import (course_tokenizer, prepare_corpus, PreparedCorpus, train_val_split,
                    SlidingWindowDataset, DataLoader, random_batch)
 

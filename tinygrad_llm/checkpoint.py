@@ -107,6 +107,9 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict, dict[str, st
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path}: corrupt safetensors header "
+                              f"(__metadata__ must map strings to strings)")
     data_start = 8 + length
     data_size = size - data_start
     for name, entry in header.items():
@@ -114,6 +117,10 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict, dict[str, st
             dtype_name, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry") from None
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
+                and type(begin) is int and type(end) is int):
+            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry "
+                                  f"(shape and offsets must be non-negative integers)")
         if dtype_name not in _DTYPES and dtype_name != "BF16":
             raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype_name}, which this "
                                   f"loader does not support (supported: {', '.join(_DTYPES)}, BF16)")

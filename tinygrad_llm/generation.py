@@ -78,7 +78,8 @@ def apply_repetition_penalty(logits: np.ndarray, previous: np.ndarray, penalty: 
 
 def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, repetition_penalty: float = 1.0,
-             stop_tokens: Iterable[int] = (), rng: np.random.Generator | None = None) -> np.ndarray:
+             stop_tokens: Iterable[int] = (), rng: np.random.Generator | None = None,
+             use_cache: bool = True) -> np.ndarray:
     """Extend the token ids ``idx`` ((T,) or (B, T)) by up to ``max_new_tokens`` tokens.
 
     Returns the prompt followed by the new tokens, in the shape it came in ((T + n,) or (B, T + n)).
@@ -86,6 +87,11 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     a sequence that stopped is padded with its stop token while the others continue. When the
     sequence grows past the model's context length, the model sees the last ``context_length``
     tokens (a sliding window). Runs without recording a graph, in eval mode.
+
+    With ``use_cache`` the keys and values of past positions are kept (``KVCache``), so each new
+    token costs one position's work. careful: with absolute positions, sliding the window moves
+    every token to a new position, which invalidates the cache; past the context length each step
+    therefore re-encodes the window, exactly what recomputation does.
     """
     _check_settings(temperature, top_k, top_p, repetition_penalty)
     idx = np.asarray(idx)
@@ -99,16 +105,26 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if temperature > 0 and not isinstance(rng, np.random.Generator):
         raise TypeError("sampling needs rng=np.random.default_rng(seed) (or temperature=0 for greedy)")
+    from .gpt import KVCache
+
     stop = np.array(sorted(set(int(t) for t in stop_tokens)), dtype=np.int64)
     context = model.config.context_length
     finished = np.zeros(tokens.shape[0], dtype=bool)
     finished_with = np.zeros(tokens.shape[0], dtype=np.int64)
+    cache = KVCache(model.config, tokens.shape[0], model.output_weight().dtype) if use_cache else None
+    pending = tokens[:, -context:]  # what the model has not seen yet (the whole prompt at first)
     was_training = model.training
     model.eval()
     try:
         with no_grad():
             for _ in range(max_new_tokens):
-                logits = model(tokens[:, -context:]).data[:, -1, :]  # (B, V) for the last position
+                if cache is None:
+                    logits = model(tokens[:, -context:]).data[:, -1, :]  # (B, V) for the last position
+                else:
+                    if cache.length + pending.shape[1] > context:
+                        cache.reset()  # the window slid: re-encode it at its new positions
+                        pending = tokens[:, -context:]
+                    logits = model(pending, cache=cache).data[:, -1, :]
                 logits = apply_repetition_penalty(logits, tokens, repetition_penalty)
                 probs = next_token_distribution(logits, temperature, top_k, top_p)
                 if temperature == 0:
@@ -118,7 +134,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                     u = rng.random((probs.shape[0], 1))
                     chosen = np.minimum((probs.cumsum(axis=-1) < u).sum(axis=-1), probs.shape[-1] - 1)
                 chosen = np.where(finished, finished_with, chosen)
-                tokens = np.concatenate([tokens, chosen[:, None].astype(tokens.dtype)], axis=1)
+                pending = chosen[:, None].astype(tokens.dtype)
+                tokens = np.concatenate([tokens, pending], axis=1)
                 if stop.size:
                     newly = ~finished & np.isin(chosen, stop)
                     finished_with[newly] = chosen[newly]

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import functional as F
 from .nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, check_token_ids
-from .tensor import Tensor
+from .tensor import Tensor, is_grad_enabled
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,26 @@ def sinusoidal_positions(context_length: int, d_model: int) -> np.ndarray:
     return table
 
 
+class KVCache:
+    """Keys and values of the positions seen so far, for every layer, so that generating one more
+    token costs one position's worth of work instead of re-encoding the whole sequence.
+
+    Buffers are preallocated to the context length: keys[layer] has shape (B, nh, context, hs)
+    and positions 0 .. length-1 are filled. Inference only (use it under ``no_grad``).
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, dtype=np.float32):
+        hs = config.d_model // config.n_head
+        shape = (config.n_layer, batch_size, config.n_head, config.context_length, hs)
+        self.keys = np.zeros(shape, dtype=dtype)
+        self.values = np.zeros(shape, dtype=dtype)
+        self.length = 0
+        self.capacity = config.context_length
+
+    def reset(self) -> None:
+        self.length = 0
+
+
 class MultiHeadAttention(Module):
     """Causal self-attention with ``n_head`` heads and a fused query/key/value projection."""
 
@@ -83,11 +103,18 @@ class MultiHeadAttention(Module):
                            std=0.02 / np.sqrt(2 * config.n_layer))
         self.resid_dropout = Dropout(config.dropout, rng)
 
-    def forward(self, x: Tensor, mask: np.ndarray | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: np.ndarray | None = None, kv: tuple | None = None) -> Tensor:
+        """``kv`` = (keys, values, start): this layer's cache buffers and the number of positions
+        already in them; the new keys and values are written after those and attention sees all."""
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         qkv = self.qkv(x).reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         q, k, v = qkv[0], qkv[1], qkv[2]
+        if kv is not None:
+            keys, values, start = kv
+            keys[:, :, start:start + T] = k.data
+            values[:, :, start:start + T] = v.data
+            k, v = Tensor(keys[:, :, :start + T]), Tensor(values[:, :, :start + T])  # (B, nh, start+T, hs)
         y = F.scaled_dot_product_attention(q, k, v, causal=True, mask=mask, dropout_p=self.dropout_p,
                                            training=self.training, rng=self.rng)  # (B, nh, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
@@ -117,8 +144,8 @@ class TransformerBlock(Module):
         self.norm2 = LayerNorm(config.d_model, bias=config.bias, dtype=dtype)
         self.mlp = MLP(config, rng, dtype)
 
-    def forward(self, x: Tensor, mask: np.ndarray | None = None) -> Tensor:
-        x = x + self.attn(self.norm1(x), mask)
+    def forward(self, x: Tensor, mask: np.ndarray | None = None, kv: tuple | None = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), mask, kv)
         return x + self.mlp(self.norm2(x))
 
 
@@ -146,33 +173,45 @@ class GPT(Module):
         self.head = None if config.tie_weights else Linear(config.d_model, config.vocab_size, bias=False,
                                                              rng=rng, dtype=dtype)
 
-    def positions(self, T: int) -> Tensor:
-        """Position vectors for positions 0 .. T-1, shape (T, C)."""
+    def positions(self, T: int, start: int = 0) -> Tensor:
+        """Position vectors for positions start .. start+T-1, shape (T, C)."""
         if self.config.position == "learned":
-            return self.position_embedding.weight[:T]
-        return Tensor(self.position_table[:T])
+            return self.position_embedding.weight[start:start + T]
+        return Tensor(self.position_table[start:start + T])
 
-    def hidden_states(self, idx: np.ndarray, mask: np.ndarray | None = None) -> Tensor:
-        """The final-norm output for every position, shape (B, T, C): what a head reads."""
+    def hidden_states(self, idx: np.ndarray, mask: np.ndarray | None = None,
+                      cache: KVCache | None = None) -> Tensor:
+        """The final-norm output for every position, shape (B, T, C): what a head reads.
+
+        With a ``cache``, ``idx`` holds only the new tokens; they take the positions after the
+        cached ones, and the cache grows by T."""
         idx = check_token_ids(idx, self.config.vocab_size)
         if idx.ndim != 2:
             raise ValueError(f"GPT expects token ids of shape (batch, time), got {idx.shape}")
         B, T = idx.shape
-        if T > self.config.context_length:
-            raise ValueError(f"sequence of {T} tokens is longer than the context length "
+        start = 0 if cache is None else cache.length
+        if start + T > self.config.context_length:
+            raise ValueError(f"sequence of {start + T} tokens is longer than the context length "
                              f"{self.config.context_length}; crop it (generation slides a window)")
-        x = self.dropout(self.token_embedding(idx) + self.positions(T))  # (B, T, C)
-        for block in self.blocks:
-            x = block(x, mask)
+        if cache is not None:
+            if is_grad_enabled():
+                raise RuntimeError("a KV cache is for inference: run the model under no_grad()")
+            if cache.keys.shape[1] != B:
+                raise ValueError(f"the cache holds batch size {cache.keys.shape[1]}, the input has {B}")
+        x = self.dropout(self.token_embedding(idx) + self.positions(T, start))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, None if cache is None else (cache.keys[i], cache.values[i], start))
+        if cache is not None:
+            cache.length += T
         return self.final_norm(x)
 
     def output_weight(self) -> Tensor:
         return self.token_embedding.weight if self.head is None else self.head.weight
 
-    def forward(self, idx: np.ndarray, targets: np.ndarray | None = None):
+    def forward(self, idx: np.ndarray, targets: np.ndarray | None = None, cache: KVCache | None = None):
         """Logits (B, T, V) for next-token prediction; with ``targets`` (B, T), also the mean
-        cross-entropy loss, returned as ``(logits, loss)``."""
-        logits = F.linear(self.hidden_states(idx), self.output_weight())  # (B, T, V)
+        cross-entropy loss, returned as ``(logits, loss)``. ``cache``: see ``hidden_states``."""
+        logits = F.linear(self.hidden_states(idx, cache=cache), self.output_weight())  # (B, T, V)
         if targets is None:
             return logits
         return logits, F.cross_entropy(logits, targets)

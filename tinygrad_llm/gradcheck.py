@@ -83,7 +83,8 @@ def gradcheck(fn: Callable[..., Tensor], *inputs, eps: float = 1e-6, atol: float
         excess = error - (atol + rtol * np.abs(numeric))
         if np.all(excess <= 0):
             continue
-        worst = np.unravel_index(int(np.argmax(excess)), t.shape) if t.ndim else ()
+        # plain ints, so the message reads "index (1, 2)" and not "(np.int64(1), np.int64(2))"
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), t.shape))
         message = (f"gradcheck failed for input {position} (shape {t.shape}) at index {worst}: "
                    f"analytic {grad[worst]:.10g}, numeric {numeric[worst]:.10g}, "
                    f"|difference| {error[worst]:.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|; "

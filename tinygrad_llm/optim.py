@@ -90,9 +90,10 @@ class Optimizer:
         for key, value in state["state"].items():
             index, name = key.split(".", 1)
             index = int(index)
-            if index >= len(params) or np.shape(value) != params[index].shape:
+            counter = name == "step"  # a per-parameter update count, stored as a 0-d integer
+            if index >= len(params) or np.shape(value) != (() if counter else params[index].shape):
                 raise ValueError(f"optimizer state {key!r} does not fit this model's parameters")
-            restored.setdefault(index, {})[name] = np.array(value, dtype=params[index].dtype)
+            restored.setdefault(index, {})[name] = np.array(value, dtype=np.int64 if counter else params[index].dtype)
         for group, settings in zip(self.param_groups, state["param_groups"]):
             group.update(settings)
         self.state = restored
@@ -138,12 +139,16 @@ class Adam(Optimizer):
         if "m" not in state:
             state["m"] = np.zeros_like(p.data)
             state["v"] = np.zeros_like(p.data)
+            state["step"] = np.zeros((), dtype=np.int64)
+        # careful: the bias correction counts this parameter's own updates, not the optimizer's
+        # steps: a parameter unfrozen late must start with a first step of size lr, like any other.
+        state["step"] += 1
+        t = int(state["step"])
         m, v = state["m"], state["v"]
         m *= beta1
         m += (1 - beta1) * grad
         v *= beta2
         v += (1 - beta2) * np.square(grad)
-        t = self.step_count
         if decay and self.decoupled:
             p.data *= 1 - lr * decay  # AdamW: shrink the weights directly, outside the Adam ratio
         # p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), arranged to allocate one temporary

@@ -209,7 +209,8 @@ class Tensor:
             if other.data.dtype != self.data.dtype:
                 self._operand(other)  # raises the dtype error
             return (self, other), other.data, other
-        if isinstance(other, (int, float)):
+        # careful: np.float64 subclasses float, but NumPy would upcast a float32 array for it
+        if isinstance(other, (int, float)) and not isinstance(other, np.generic):
             return (self,), other, None  # NumPy keeps the array's dtype for Python numbers
         return (self,), self._operand(other).data, None
 
@@ -454,10 +455,10 @@ class Tensor:
             a2 = a[None, :] if a.ndim == 1 else a
             b2 = b[:, None] if b.ndim == 1 else b
             g2 = g
+            if b.ndim == 1:  # first, so that a 0-d g of vector @ vector becomes (1, 1)
+                g2 = np.expand_dims(g2, -1)
             if a.ndim == 1:
                 g2 = np.expand_dims(g2, -2)
-            if b.ndim == 1:
-                g2 = np.expand_dims(g2, -1)
             grad_a = grad_b = None
             if self.requires_grad:
                 grad_a = g2 @ np.swapaxes(b2, -1, -2)
@@ -512,7 +513,7 @@ class Tensor:
             count = mask.sum(axis=axis, keepdims=True)
             if not keepdims and axis is not None:
                 g = np.expand_dims(g, axis)
-            return (mask * (g / count),)
+            return (mask * (g / count.astype(a.dtype)),)
 
         out = out_keep if keepdims else (out_keep.reshape(()) if axis is None else np.squeeze(out_keep, axis))
         return Tensor._make(out, (self,), backward)
@@ -680,7 +681,7 @@ class Tensor:
     def clip(self, min=None, max=None) -> Tensor:
         """Clamp into [min, max]; the gradient passes where the input was inside the range."""
         a = self.data
-        out = np.clip(a, min, max)
+        out = np.clip(a, min, max).astype(a.dtype, copy=False)  # NumPy bounds must not upcast
 
         def backward(g):
             inside = np.ones(a.shape, dtype=bool)
@@ -770,7 +771,7 @@ def maximum(x, y) -> Tensor:
     a, b = x.data, y.data
 
     def backward(g):
-        share = (a > b) + 0.5 * (a == b)  # fraction of the gradient that goes to x
+        share = ((a > b) + 0.5 * (a == b)).astype(a.dtype)  # fraction of the gradient that goes to x
         return (g * share if x.requires_grad else None,
                 g * (1 - share) if y.requires_grad else None)
 
