@@ -25,7 +25,9 @@ more matrix. We get there in five steps, each checked against the one before:
 Builds on: lesson 01 (Tensor, `functional.softmax`, `gradcheck`), lessons 02-03 (the course
 tokenizer, `random_batch`), lesson 04 (`Embedding`, `sinusoidal_positions`, `Linear`).
 Adds: `functional.causal_mask`, `functional.scaled_dot_product_attention` (fused) and
-`scaled_dot_product_attention_composed` (reference), `functional.dropout`, `MultiHeadAttention`.
+`scaled_dot_product_attention_composed` (reference), `functional.dropout`, `MultiHeadAttention`
+(configured by the attention fields of `GPTConfig`: d_model, n_head, dropout, bias; lesson 06 has
+the rest).
 
 Run: python lessons/05_attention.py           (a few seconds once lesson 02 has saved the course
      tokenizer)
@@ -33,6 +35,8 @@ Run: python lessons/05_attention.py           (a few seconds once lesson 02 has 
 """
 
 # %%
+import time
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -57,6 +61,8 @@ HEAD_BATCH = 16
 HEAD_STEPS = 300 if QUICK else 1000
 HEAD_LR = 0.01
 HEAD_TABLE_STD = 0.3             # the trained token table starts small next to the positions (~0.7)
+TIMING_SHAPE = (2 if QUICK else 8, 4, 128, 32)   # (B, nh, T, hs) for timing fused vs composed
+TIMING_REPEATS = 3
 
 rng = np.random.default_rng(SEED)
 
@@ -88,7 +94,7 @@ x = embedding(ids).data                     # (T, D_MODEL)
 # First with explicit loops, for the second "return" of the sentence.
 
 # %%
-query = int(np.flatnonzero(ids == ids[1])[-1]) if (ids == ids[1]).sum() > 1 else T - 2
+query = int(np.flatnonzero(ids == ids[1])[-1])   # the second " return" (" r" for the quick tokenizer)
 scores_q = np.zeros(T)
 for j in range(T):
     scores_q[j] = np.dot(x[query], x[j])
@@ -314,6 +320,31 @@ fused_vs_composed = max(float(np.abs(fused_out.data - composed_out.data).max()),
                         *(float(np.abs(g - t.grad).max()) for g, t in zip(fused_grads, (q5, k5, v5))))
 print(f"fused vs composed attention, values and gradients of q, k, v: max |difference| {fused_vs_composed:.1e}")
 
+# Why fuse: the composed version records about ten graph nodes (swapaxes, matmul, scale, mask, the
+# softmax's shift, exp, sum and division, matmul), and each keeps a (B, nh, T, T) array alive for
+# the backward pass. The fused op is one node: its forward works in place on one scores array, it
+# keeps only the probabilities P, and its backward is the five lines of the formula in its
+# docstring. The saving is mostly memory (one (B, nh, T, T) array kept instead of several) and
+# some time; timed at the course model's context (T = 128), float32, forward + backward (the
+# ratio is what to look at, absolute times depend on the machine):
+timing_inputs = [Tensor(rng.normal(size=TIMING_SHAPE).astype(np.float32), requires_grad=True) for _ in range(3)]
+timing_upstream = rng.normal(size=TIMING_SHAPE).astype(np.float32)
+
+
+def seconds_per_pass(attention_fn) -> float:
+    best = np.inf
+    for _ in range(TIMING_REPEATS):
+        clock = time.perf_counter()
+        (attention_fn(*timing_inputs, causal=True) * timing_upstream).sum().backward()
+        best = min(best, time.perf_counter() - clock)
+    return best
+
+
+fused_seconds = seconds_per_pass(F.scaled_dot_product_attention)
+composed_seconds = seconds_per_pass(F.scaled_dot_product_attention_composed)
+print(f"attention on {TIMING_SHAPE} (B, nh, T, hs), forward + backward: fused {1e3 * fused_seconds:.1f} ms, "
+      f"composed {1e3 * composed_seconds:.1f} ms ({composed_seconds / fused_seconds:.1f}x)")
+
 
 # %% [markdown]
 # ## 6. What training does: a previous-token head
@@ -336,7 +367,8 @@ previous[0] = -100               # position 0 has no previous token: ignore_inde
 
 
 def train_previous_token_head(use_positions: bool, rng: np.random.Generator) -> tuple:
-    """Train (token table, W_q, W_k) so that position t attends to t - 1; returns the modules."""
+    """Train (token table, W_q, W_k) so that position t attends to t - 1; returns them and the
+    position table used (zeros without positions)."""
     table = Embedding(tokenizer.vocab_size, D_MODEL, rng=rng, dtype=DTYPE, std=HEAD_TABLE_STD)
     w_q = Linear(D_MODEL, D_HEAD, bias=False, rng=rng, dtype=DTYPE, std=D_MODEL ** -0.5)
     w_k = Linear(D_MODEL, D_HEAD, bias=False, rng=rng, dtype=DTYPE, std=D_MODEL ** -0.5)
@@ -408,7 +440,7 @@ head_panels += [(with_positions, f"trained, with positions: {on_previous['with']
                  tokens[:HEAD_CONTEXT])]
 fig, axes = plt.subplots(2, 3, figsize=(12, 9), layout="constrained")
 for i, (ax, (matrix, title, labels)) in enumerate(zip(axes.flat, head_panels)):
-    image = heatmap(ax, matrix, title, labels, first_column=i % 3 == 0)
+    image = heatmap(ax, matrix, title, labels, first_column=i % 3 == 0 or len(labels) != T)
 fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
 fig.suptitle("Each head has its own pattern; training gives it a purpose", fontsize=11)
 save_figure(fig, "05_attention_heads")

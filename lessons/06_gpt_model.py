@@ -21,7 +21,7 @@ spreads its probability almost evenly, so its loss on real text starts at ln V.
 Builds on: lesson 01 (Tensor, `functional.layer_norm`, `gelu`), lessons 02-03 (the course
 tokenizer, the corpus as tokens, `random_batch`), lesson 04 (`Embedding`, positions), lesson 05
 (`MultiHeadAttention`).
-Adds: `LayerNorm`, `GELU`, `MLP`, `TransformerBlock`, `GPT`, `GPTConfig`, and
+Adds: `LayerNorm`, `MLP`, `TransformerBlock`, `GPT`, `GPTConfig` (all fields, `gpt2()`), and
 `tinygrad_llm.model_stats` (`parameter_counts`, `memory_table`, `format_bytes`).
 
 Run: python lessons/06_gpt_model.py           (about 10 seconds once lesson 02 has saved the
@@ -47,7 +47,7 @@ NORM_SHAPE = (2, 3, 8)          # (B, T, C) of the layer-norm example: small eno
 RESIDUAL_DEPTH = 8              # layers in the residual experiment of section 4
 RESIDUAL_WIDTH = 64
 RESIDUAL_ROWS = 64 if QUICK else 256
-EVAL_BATCH = 4 if QUICK else 32  # windows of real text for the untrained loss of section 9
+EVAL_BATCH = 4 if QUICK else 16  # windows of real text for the untrained loss of section 9
 GENERATE_TOKENS = 12 if QUICK else 30
 PROMPT = "The for statement is used to iterate over"
 
@@ -152,7 +152,7 @@ save_figure(fig, "06_gelu_vs_relu")
 # %% [markdown]
 # ## 3. The feed-forward network
 # Attention mixes positions; the MLP then works on each position separately: widen to 4 C,
-# GELU, narrow back to C. Most of a GPT's parameters live here, 8 C^2 + 5 C per block (two C x 4C
+# GELU, narrow back to C. Two thirds of a block's parameters live here, 8 C^2 + 5 C (two C x 4C
 # matrices and their biases). `tinygrad_llm.MLP` is exactly this; below it is recomputed from its
 # own weights with plain NumPy.
 
@@ -207,11 +207,12 @@ class MLPStack(Module):
 
 stack_input = rng.normal(size=(RESIDUAL_ROWS, RESIDUAL_WIDTH))
 stack_target = rng.normal(size=(RESIDUAL_ROWS, RESIDUAL_WIDTH)).astype(np.float32)
+stack = MLPStack(RESIDUAL_DEPTH, RESIDUAL_WIDTH, residual=False, rng=rng)
 gradients = {}
 first_layer_weight_grad = {}
 for residual in (False, True):
-    stack_rng = np.random.default_rng(SEED)   # the same weights for both stacks
-    stack = MLPStack(RESIDUAL_DEPTH, RESIDUAL_WIDTH, residual, stack_rng)
+    stack.residual = residual   # the same weights, wired both ways
+    stack.zero_grad()
     top, layer_inputs = stack(Tensor(stack_input, dtype=np.float32, requires_grad=True))
     ((top - stack_target) ** 2).mean().backward()
     gradients[residual] = [float(np.linalg.norm(t.grad)) for t in layer_inputs]
@@ -276,12 +277,23 @@ print(f"block parameters: {block.num_parameters():,}   (reference: 12 C^2 + 13 C
 # %%
 model = GPT(config, rng)
 model.eval()
-print(model)
+print("one of the blocks:")
+print(model.blocks[0])
+print("the whole model, top level:")
+for name, child in model.named_children():
+    print(f"  {name:<20} {type(child).__name__:<12} {child.num_parameters():>10,} parameters")
 inputs, targets = random_batch(prepared.val, EVAL_BATCH, config.context_length, rng)   # (B, T) each
 with no_grad():
     logits, loss = model(inputs, targets)
+    # The same forward pass written out from the model's parts:
+    residual_stream = model.token_embedding(inputs) + model.positions(inputs.shape[1])   # (B, T, C)
+    for layer in model.blocks:
+        residual_stream = layer(residual_stream)                                       # (B, T, C)
+    logits_by_hand = model.final_norm(residual_stream) @ model.token_embedding.weight.T  # (B, T, V), tied
+forward_error = float(np.abs(logits_by_hand.data - logits.data).max())
 print(f"inputs {inputs.shape} -> logits {logits.shape}   (reference: (B, T, V) = "
       f"({EVAL_BATCH}, {config.context_length}, {config.vocab_size}))")
+print(f"model(inputs) vs embeddings -> blocks -> final norm -> @ embedding^T by hand: {forward_error:.1e}")
 tied = model.output_weight() is model.token_embedding.weight
 print(f"output layer is the token embedding (tied, not a copy): {tied}")
 counts = parameter_counts(config)
@@ -321,8 +333,8 @@ adamw_bytes = {name: next(r["bytes"] for r in memory[name] if "AdamW" in r["what
 # Generation is a loop: run the model on the tokens so far, take the logits of the last position,
 # pick a token, append it, repeat (cropping to the last `context_length` tokens, the most the
 # model can see). Greedy decoding takes the most likely token; sampling draws from the softmax.
-# The library's `generate` with temperature, top-k and top-p comes in lesson 08; this is the bare
-# loop. Untrained, the text is noise.
+# The library's `generate` arrives with training in lesson 07 (temperature, top-k and top-p in
+# lesson 08); this is the bare loop. Untrained, the text is noise (and greedy decoding gets stuck, see section 9).
 
 # %%
 def generate_by_hand(model: GPT, ids: np.ndarray, new_tokens: int, rng: np.random.Generator,
@@ -356,14 +368,34 @@ print(f"sampled: {tokenizer.decode(sampled_ids[0, prompt_ids.shape[1]:].tolist()
 # every token gets probability about 1/V and the cross-entropy is about -ln(1/V) = ln V. That is
 # the starting point lesson 07's training curve falls from. A loss far above ln V at step 0 would
 # mean an initialisation that is confidently wrong, a bug worth catching before training.
+#
+# Close to uniform, not exactly. With tied weights the logit of token j is h . e_j, where h is the
+# final LayerNorm's output and e_j the embedding of j. The stream that h normalises still contains
+# e_tok, the embedding of the token just read (the residual path carries it through every block),
+# plus position and block outputs that are unrelated to any e_j. So for j = tok the product does
+# not average out: h . e_tok ~ |e_tok|^2 / sigma, with sigma the stream's standard deviation,
+# while the other logits scatter around 0. The token just read is the favourite: that is why
+# greedy decoding above repeats itself, and why the loss dips below ln V on text where a token
+# often follows itself (table borders made of "-" tokens, for the quick tokenizer).
 
 # %%
-probabilities = np.exp(logits.data - logits.data.max(-1, keepdims=True))
-probabilities /= probabilities.sum(-1, keepdims=True)
+per_position = F.cross_entropy(logits, targets, reduction="none").data    # (B, T)
+rows, columns = np.indices(inputs.shape)
+echo_logits = logits.data[rows, columns, inputs]                           # logit of the input token
+echo_rate = float((logits.data.argmax(axis=-1) == inputs).mean())
+embedded = model.token_embedding.weight.data[inputs]                       # (B, T, C): e_tok
+echo_reference = float(((embedded ** 2).sum(-1) / residual_stream.data.std(-1)).mean())   # |e_tok|^2 / sigma
+repeats = targets == inputs
+loss_elsewhere = float(per_position[~repeats].mean())
 print(f"loss on {EVAL_BATCH} x {config.context_length} validation tokens: {loss.item():.4f}   "
       f"(reference: ln V = ln {config.vocab_size} = {np.log(config.vocab_size):.4f})")
-print(f"logits: std {logits.data.std():.3f}; the largest next-token probability anywhere is "
-      f"{probabilities.max():.2e} (uniform: 1/V = {1 / config.vocab_size:.2e})")
+print(f"logits: std {logits.data.std():.3f}; the logit of the token just read: mean {echo_logits.mean():.2f}   "
+      f"(reference: |e_tok|^2 / sigma = {echo_reference:.2f}, e^{echo_logits.mean():.1f} = "
+      f"{np.exp(echo_logits.mean()):.1f} times the odds of another token)")
+print(f"the most likely next token is the token just read at {echo_rate:.0%} of positions")
+print(f"targets that repeat their input: {repeats.mean():.1%} of positions, loss there "
+      f"{per_position[repeats].mean() if repeats.any() else float('nan'):.2f}; "
+      f"loss on all other positions {loss_elsewhere:.4f}   (reference: ln V = {np.log(config.vocab_size):.4f})")
 
 
 # %%
@@ -384,5 +416,9 @@ assert model.num_parameters() == counts["total"]
 assert tables["GPT-2 124M"]["total"] == 124_439_808 and tables["GPT-2 1.5B"]["total"] == 1_557_611_200
 assert all(adamw_bytes[name] == 16 * tables[name]["total"] for name in models)
 assert greedy_ids.shape == (1, prompt_ids.shape[1] + GENERATE_TOKENS) == sampled_ids.shape
-assert abs(loss.item() - np.log(config.vocab_size)) < 0.05, "an untrained GPT's loss is about ln V"
+assert abs(loss_elsewhere - np.log(config.vocab_size)) < 0.05, "an untrained GPT's loss is about ln V"
+assert abs(loss.item() - np.log(config.vocab_size)) < 0.05 + repeats.mean() * echo_logits.mean(), \
+    "below ln V by at most the echo's advantage on the repeated tokens"
+assert abs(echo_logits.mean() / echo_reference - 1) < 0.25 and echo_rate > 0.5
+assert forward_error < 1e-5
 print("all checks passed")

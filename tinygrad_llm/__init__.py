@@ -10,7 +10,8 @@ from . import functional
 from .gradcheck import gradcheck, GradcheckError
 
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
-# (tokenizer and data exports go here)
+from .text_tokenizers import CharTokenizer, WordTokenizer
+from .bpe import BPETokenizer, BatchEncoding, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 
 from .corpus import Document, Section, load_documents, corpus_text
 from .data import (course_tokenizer, prepare_corpus, PreparedCorpus, train_val_split,

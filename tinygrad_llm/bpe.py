@@ -250,7 +250,8 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
         # only pairs containing the new token can have grown; all others only shrank, and their
         # stale heap entries are corrected when they surface
         for grown in touched:
-            heapq.heappush(heap, (-stats[grown], grown))
+            if stats[grown] > 0:   # a pair made by one occurrence may be gone after the next
+                heapq.heappush(heap, (-stats[grown], grown))
         del stats[pair]       # every counted occurrence was merged: its count is now 0
     return merges
 
@@ -427,9 +428,13 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
+        if isinstance(special_tokens, str):
+            raise TypeError(f"special_tokens must be a sequence of names, like ({special_tokens!r},)")
         special_tokens = list(special_tokens)
         if len(set(special_tokens)) != len(special_tokens):
             raise ValueError(f"special_tokens has duplicates: {special_tokens}")
+        if not all(isinstance(name, str) and name for name in special_tokens):
+            raise ValueError(f"special token names must be non-empty strings: {special_tokens}")
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
             raise TypeError(f"vocab_size must be an int, not {type(vocab_size).__name__}")
         smallest = 256 + len(special_tokens)
@@ -528,17 +533,21 @@ class BPETokenizer:
             fresh = {piece: self._encode_piece(piece) for piece in set(pieces).difference(cache)}
         except UnicodeEncodeError:
             raise _lone_surrogate_error(text) from None
+        if len(cache) + len(fresh) > _CACHE_MAX_ENTRIES:
+            cache.clear()           # a simple bound on memory; it refills with the pieces in use
+        cache.update((piece, encoded) for piece, encoded in fresh.items() if len(piece) <= _CACHE_MAX_PIECE)
+        try:
+            return list(chain.from_iterable(map(cache.__getitem__, pieces)))
+        except KeyError:
+            pass                    # a long piece, or a piece dropped when the cache was emptied
         ids: list[int] = []
         for piece in pieces:
             encoded = fresh.get(piece)
             if encoded is None:
                 encoded = cache.get(piece)
-                if encoded is None:           # another thread emptied the cache meanwhile
+                if encoded is None:
                     encoded = self._encode_piece(piece)
             ids.extend(encoded)
-        if len(cache) + len(fresh) > _CACHE_MAX_ENTRIES:
-            cache.clear()       # a simple bound on memory; it refills with the pieces in use
-        cache.update((piece, encoded) for piece, encoded in fresh.items() if len(piece) <= _CACHE_MAX_PIECE)
         return ids
 
     def _resolve_specials(self, allowed_special, disallowed_special) -> tuple[set[str], set[str]]:
@@ -646,7 +655,8 @@ class BPETokenizer:
                 and 0 <= pad_token < self.vocab_size:
             pad_id = int(pad_token)
         else:
-            raise ValueError(f"pad_token must be a special token name or an id below {self.vocab_size}, not {pad_token!r}")
+            raise ValueError(f"pad_token must be a special token name or an id below {self.vocab_size}, "
+                             f"not {pad_token!r}")
 
         rows = [self.encode(text, allowed_special, disallowed_special) for text in texts]
         if max_length is not None:
@@ -713,7 +723,8 @@ class BPETokenizer:
         save_gpt2(self, folder)
 
     @classmethod
-    def from_gpt2(cls, source: str | Path | tuple[str | Path, str | Path], pattern: str | None = "gpt2") -> BPETokenizer:
+    def from_gpt2(cls, source: str | Path | tuple[str | Path, str | Path],
+                  pattern: str | None = "gpt2") -> BPETokenizer:
         """Load GPT-2-style files: a folder with ``vocab.json`` + ``merges.txt``, or both paths."""
         from .bpe_formats import load_gpt2
         return load_gpt2(source, pattern)

@@ -228,7 +228,8 @@ def save_gpt2(tokenizer: BPETokenizer, folder: str | Path) -> None:
         vocab[name] = token_id
     lines = ["#version: 0.2"]
     for (a, b), _ in tokenizer.merges:
-        lines.append(f"{_to_gpt2_string(tokenizer.token_bytes(a), table)} {_to_gpt2_string(tokenizer.token_bytes(b), table)}")
+        left, right = (_to_gpt2_string(tokenizer.token_bytes(i), table) for i in (a, b))
+        lines.append(f"{left} {right}")
     _write_atomically(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
     _write_atomically(folder / "merges.txt", "\n".join(lines) + "\n")
 
