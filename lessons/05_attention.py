@@ -29,9 +29,8 @@ Adds: `functional.causal_mask`, `functional.scaled_dot_product_attention` (fused
 (configured by the attention fields of `GPTConfig`: d_model, n_head, dropout, bias; lesson 06 has
 the rest).
 
-Run: python lessons/05_attention.py           (a few seconds once lesson 02 has saved the course
-     tokenizer)
-     python lessons/05_attention.py --quick   (a few seconds)
+Run: python lessons/05_attention.py           (about 5 seconds on 2 cores)
+     python lessons/05_attention.py --quick   (about 4 seconds)
 """
 
 # %%
@@ -195,7 +194,8 @@ x_changed[-1] = rng.normal(size=D_MODEL)
 changed = F.scaled_dot_product_attention(W_q(Tensor(x_changed)), W_k(Tensor(x_changed)),
                                          W_v(Tensor(x_changed)), causal=True).data
 leak = float(np.abs(changed[:-1] - causal_context.data[:-1]).max())
-print(f"new last token: earlier outputs move by {leak:.1e}, the last one by {np.abs(changed[-1] - causal_context.data[-1]).max():.2f}")
+last_moved = float(np.abs(changed[-1] - causal_context.data[-1]).max())
+print(f"new last token: earlier outputs move by {leak:.1e}, the last one by {last_moved:.2f}")
 
 
 # %% [markdown]
@@ -436,7 +436,8 @@ head_maps = [causal_head_weights(X, w_q, w_k).data for w_q, w_k, _ in heads]
 head_panels = [(m, f"random head {h} of {N_HEAD}", tokens) for h, m in enumerate(head_maps)]
 head_panels += [(with_positions, f"trained, with positions: {on_previous['with']:.2f}\non the previous token",
                  tokens[:HEAD_CONTEXT]),
-                (without_positions, f"trained, without positions: {on_previous['without']:.2f}\non the previous token",
+                (without_positions,
+                 f"trained, without positions: {on_previous['without']:.2f}\non the previous token",
                  tokens[:HEAD_CONTEXT])]
 fig, axes = plt.subplots(2, 3, figsize=(12, 9), layout="constrained")
 for i, (ax, (matrix, title, labels)) in enumerate(zip(axes.flat, head_panels)):
