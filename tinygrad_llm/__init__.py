@@ -25,3 +25,6 @@ from .checkpoint import save_safetensors, load_safetensors, CheckpointError
 from .training import TrainConfig, Trainer, TrainHistory, course_model
 from .evaluation import perplexity
 from .generation import generate
+
+# --- GPT-2 interop ---
+from .gpt2 import load_gpt2, export_gpt2

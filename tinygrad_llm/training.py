@@ -263,10 +263,15 @@ def load_model(path, dtype=np.float32) -> tuple[GPT, dict[str, str]]:
 
 def course_model_config(vocab_size: int, quick: bool = False) -> GPTConfig:
     """The course GPT: 4 layers of width 128 over 128 tokens (~1M parameters), trainable on a
-    laptop CPU in minutes; quick mode shrinks it for smoke tests."""
+    laptop CPU in minutes; quick mode shrinks it for smoke tests.
+
+    Dropout 0.2: the corpus has only ~115k training tokens and the recipe makes ~40 passes over
+    them, so without it validation loss turns upward halfway (measured: with 0.1 it bottoms out
+    near perplexity 90 at step 1,000; with 0.2 it reaches ~80 at step 2,400)."""
     if quick:
         return GPTConfig(vocab_size=vocab_size, context_length=32, d_model=32, n_layer=2, n_head=2)
-    return GPTConfig(vocab_size=vocab_size, context_length=128, d_model=128, n_layer=4, n_head=4)
+    return GPTConfig(vocab_size=vocab_size, context_length=128, d_model=128, n_layer=4, n_head=4,
+                     dropout=0.2)
 
 
 def course_train_config(quick: bool = False) -> TrainConfig:
