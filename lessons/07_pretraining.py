@@ -170,7 +170,8 @@ print("sample after training:", repr(tokenizer.decode(after.tolist())))
 # %%
 path = course_checkpoint_path(QUICK)
 trainer.save(path)
-reloaded, metadata = load_model(path)
+reloaded, metadata = load_model(path)   # in eval mode, ready for inference
+model.eval()   # careful: the Trainer left the model in training mode, where dropout is random
 probe = val_tokens[: model_config.context_length].astype(np.int64)[None, :]
 difference = np.abs(reloaded(probe).data - model(probe).data).max()
 print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, step {metadata['step']}); "

@@ -26,5 +26,11 @@ from .training import TrainConfig, Trainer, TrainHistory, course_model
 from .evaluation import perplexity
 from .generation import generate
 
-# --- GPT-2 interop ---
+# --- lessons 08-09: decoding, evaluation, GPT-2 interop ------------------------------------
+from .gpt import KVCache
+from .generation import (beam_search, Beam, next_token_distribution, apply_repetition_penalty,
+                         sample_from)
+from .metrics import (rouge_tokenize, rouge_n, rouge_l, rouge, mean_rouge, RougeScore,
+                      bleu_tokenize, corpus_bleu, sentence_bleu, BleuScore,
+                      accuracy, confusion_matrix, precision_recall_f1, macro_f1)
 from .gpt2 import load_gpt2, export_gpt2

@@ -87,6 +87,25 @@ class KVCache:
     def reset(self) -> None:
         self.length = 0
 
+    def reorder(self, indices) -> None:
+        """Row i of the cache becomes what row ``indices[i]`` was, for every layer. Beam search
+        uses it to make each surviving beam carry the keys and values of the beam it extends: a
+        row may be repeated (a beam with several children) or dropped, so the batch size becomes
+        len(indices). Only the filled positions are copied."""
+        indices = np.asarray(indices)
+        batch_size = self.keys.shape[1]
+        if indices.ndim != 1 or indices.dtype.kind not in "iu" or indices.size == 0:
+            raise ValueError(f"reorder takes a non-empty 1-D array of row numbers, got {indices!r}")
+        if indices.min() < 0 or indices.max() >= batch_size:
+            raise IndexError(f"reorder: row {indices.max() if indices.max() >= batch_size else indices.min()} "
+                             f"is out of range for a cache of batch size {batch_size}")
+        n = self.length
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            new = np.zeros((old.shape[0], indices.size) + old.shape[2:], dtype=old.dtype)
+            new[:, :, :, :n] = old[:, indices, :, :n]  # (n_layer, B', nh, n, hs)
+            setattr(self, name, new)
+
 
 class MultiHeadAttention(Module):
     """Causal self-attention with ``n_head`` heads and a fused query/key/value projection."""
@@ -115,7 +134,8 @@ class MultiHeadAttention(Module):
             keys[:, :, start:start + T] = k.data
             values[:, :, start:start + T] = v.data
             k, v = Tensor(keys[:, :, :start + T]), Tensor(values[:, :, :start + T])  # (B, nh, start+T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, causal=True, mask=mask, dropout_p=self.dropout_p,
+        # a single query (one new token, with a cache) is the last position: it may see every key
+        y = F.scaled_dot_product_attention(q, k, v, causal=T > 1, mask=mask, dropout_p=self.dropout_p,
                                            training=self.training, rng=self.rng)  # (B, nh, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.proj(y))

@@ -250,10 +250,12 @@ def load_checkpoint_file(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def load_model(path, dtype=np.float32) -> tuple[GPT, dict[str, str]]:
-    """A GPT built from a checkpoint's stored config and loaded with its weights."""
+    """A GPT built from a checkpoint's stored config and loaded with its weights, in eval mode
+    (dropout off: ready for inference; call ``model.train()`` to train it further)."""
     tensors, metadata = load_checkpoint_file(path)
     model = GPT(GPTConfig(**json.loads(metadata["model_config"])), dtype=dtype)
     model.load_state_dict(_section(tensors, "model."))
+    model.eval()
     return model, metadata
 
 
@@ -290,7 +292,8 @@ def course_checkpoint_path(quick: bool = False) -> "Path":
 
 def course_model(quick: bool = False, log: Callable[[str], None] | None = print):
     """(model, tokenizer): the lesson-07 model from its checkpoint, or pretrained now with the
-    same recipe when the checkpoint is missing (so every later lesson runs on its own)."""
+    same recipe when the checkpoint is missing (so every later lesson runs on its own); in eval
+    mode either way (call ``model.train()`` before fine-tuning it with dropout)."""
     from .data import prepare_corpus
 
     corpus = prepare_corpus(quick=quick)
@@ -306,4 +309,5 @@ def course_model(quick: bool = False, log: Callable[[str], None] | None = print)
                       tokenizer_ref=corpus.tokenizer_path.name)
     trainer.train()
     trainer.save(path)
+    model.eval()
     return model, corpus.tokenizer
