@@ -34,3 +34,13 @@ from .metrics import (rouge_tokenize, rouge_n, rouge_l, rouge, mean_rouge, Rouge
                       bleu_tokenize, corpus_bleu, sentence_bleu, BleuScore,
                       accuracy, confusion_matrix, precision_recall_f1, macro_f1)
 from .gpt2 import load_gpt2, export_gpt2
+
+# --- lessons 10-12: fine-tuning --------------------------------------------------------------
+from .tasks import (topic_classification_task, ClassificationTask, ClassificationSplit, bag_of_words,
+                    majority_class, best_keyword_rule, SoftmaxRegression)
+from .classification import (GPTClassifier, ClassifierHead, freeze, extract_features, train_classifier,
+                             FineTuneConfig, FineTuneHistory, gradient_bytes, optimizer_state_bytes)
+from .peft import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merge_lora, unmerge_lora,
+                   unload_lora, save_lora, load_lora)
+from .adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
+                       trainable_parameter_count, finetune_cost)
