@@ -40,6 +40,10 @@ from .tasks import (topic_classification_task, ClassificationTask, Classificatio
                     majority_class, best_keyword_rule, SoftmaxRegression)
 from .classification import (GPTClassifier, ClassifierHead, freeze, extract_features, train_classifier,
                              FineTuneConfig, FineTuneHistory, gradient_bytes, optimizer_state_bytes)
+from .instruct import (PromptTemplate, InstructionExample, InstructionData, build_instruction_data,
+                       encode_example, PromptTooLongError, response_loss, InstructConfig,
+                       InstructionTrainer, InstructHistory, generate_responses, evaluate_responses,
+                       exact_match)
 from .peft import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merge_lora, unmerge_lora,
                    unload_lora, save_lora, load_lora)
 from .adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
