@@ -609,8 +609,8 @@ def stop_token_ids(tokenizer: BPETokenizer) -> list[int]:
 
 def generate_responses(model, tokenizer: BPETokenizer, examples: Sequence[InstructionExample],
                        template: PromptTemplate = DEFAULT_TEMPLATE, max_new_tokens: int = 16,
-                       batch_size: int = 32) -> list[str]:
-    """The model's greedy answer to each example's prompt.
+                       batch_size: int = 32, use_cache: bool = True) -> list[str]:
+    """The model's greedy answer to each example's prompt (``use_cache``: see ``generate``).
 
     Decoding stops at ``<|endoftext|>`` or at the first token that contains a line break, and
     the answer is the text before that break, stripped of surrounding whitespace (or what was
@@ -630,7 +630,7 @@ def generate_responses(model, tokenizer: BPETokenizer, examples: Sequence[Instru
         for start in range(0, len(members), batch_size):
             rows = members[start:start + batch_size]
             out = generate(model, np.array([prompts[k] for k in rows]), max_new_tokens,
-                           temperature=0.0, stop_tokens=stops)
+                           temperature=0.0, stop_tokens=stops, use_cache=use_cache)
             for k, generated in zip(rows, out[:, length:]):
                 kept = []
                 for token in generated.tolist():

@@ -163,14 +163,18 @@ class LoRALinear(Module):
             raise RuntimeError("merge(): this layer has no active adapter to merge")
         if self.merged:
             raise RuntimeError(f"merge(): adapter {self.active!r} is already merged")
+        # careful: W + D - D is not W in floating point; keeping W makes unmerge exact, so the
+        # base fingerprint (checked when adapters are loaded) survives a merge/unmerge cycle.
+        self._unmerged_weight = self.weight.data.copy()
         self.weight.data += self.lora[self.active].delta_weight()
         self.merged = True
 
     def unmerge(self) -> None:
-        """W -= (alpha / r) B A: the base weight again, up to float rounding."""
+        """The base weight W again, bit for bit (restored from the copy ``merge`` kept)."""
         if not self.merged:
             raise RuntimeError("unmerge(): no adapter is merged into this layer")
-        self.weight.data -= self.lora[self.active].delta_weight()
+        np.copyto(self.weight.data, self._unmerged_weight)
+        self._unmerged_weight = None
         self.merged = False
 
     def forward(self, x: Tensor) -> Tensor:
