@@ -261,6 +261,21 @@ def test_dropout_gradient_flows_only_through_kept_entries():
     np.testing.assert_array_equal(x.grad, np.where(kept, 2.0, 0.0))
 
 
+def test_dropout_mask_keeps_one_minus_p_and_its_scale_makes_the_expectation_exact():
+    keep, scale = F.dropout_mask((400_000,), 0.2, np.random.default_rng(3))
+    assert keep.dtype == bool
+    threshold = round(0.2 * 65536)  # p rounded to a multiple of 1/65536
+    assert scale == 65536 / (65536 - threshold)
+    assert abs(threshold / 65536 - 0.2) < 2e-5
+    assert np.mean(keep) == pytest.approx(1 - 0.2, abs=0.003)
+    assert np.mean(keep) * scale == pytest.approx(1.0, abs=0.004)
+
+
+def test_dropout_passes_gradcheck_with_the_mask_replayed_from_the_seed():
+    x = Tensor(np.random.default_rng(4).standard_normal((3, 7)), requires_grad=True)
+    assert gradcheck(lambda x: F.dropout(x, 0.3, rng=np.random.default_rng(5)) * x, x)
+
+
 def test_dropout_needs_an_rng_when_training():
     with pytest.raises(TypeError, match="rng"):
         F.dropout(Tensor(np.ones(3)), 0.5)

@@ -638,7 +638,8 @@ def test_attention_dropout_drops_weights_with_the_seeded_rng_and_passes_gradchec
         return F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=True,
                                               rng=np.random.default_rng(14))
 
-    keep = (np.random.default_rng(14).random(q.shape[:-1] + (k.shape[-2],)) >= p) / (1 - p)
+    mask, scale = F.dropout_mask(q.shape[:-1] + (k.shape[-2],), p, np.random.default_rng(14))
+    keep = mask * scale
     blocked = F.causal_mask(q.shape[-2], k.shape[-2])
     expected = _attention_reference(q.data, k.data, v.data, blocked, keep)
     np.testing.assert_allclose(attend(q, k, v).data, expected, rtol=1e-12, atol=1e-14)

@@ -665,11 +665,32 @@ class Tensor:
         """
         x = self.data
         c = np.sqrt(2.0 / np.pi).astype(x.dtype)
-        t = np.tanh(c * (x + 0.044715 * (x * x * x)))
-        out = 0.5 * x * (1 + t)
+        # Written with in-place updates of two buffers: on large activations the cost of GELU is
+        # memory traffic, not arithmetic, so fewer temporaries means a faster op.
+        t = x * x
+        t *= 0.044715
+        t += 1
+        t *= x
+        t *= c
+        np.tanh(t, out=t)  # t = tanh(u), kept for backward
+        out = t + 1
+        out *= x
+        out *= 0.5
 
         def backward(g):
-            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)),)
+            d = x * x
+            d *= 3 * 0.044715
+            d += 1
+            d *= x
+            d *= 0.5 * c
+            s = t * t
+            np.subtract(1, s, out=s)
+            d *= s      # x/2 (1 - tanh^2) c (1 + 3 a x^2)
+            d += 0.5
+            s = np.multiply(t, 0.5, out=s)
+            d += s      # + (1 + tanh)/2
+            d *= g
+            return (d,)
 
         return Tensor._make(out, (self,), backward)
 
