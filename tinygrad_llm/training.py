@@ -267,21 +267,23 @@ def course_model_config(vocab_size: int, quick: bool = False) -> GPTConfig:
     """The course GPT: 4 layers of width 128 over 128 tokens (~1M parameters), trainable on a
     laptop CPU in minutes; quick mode shrinks it for smoke tests.
 
-    Dropout 0.2: the corpus has only ~115k training tokens and the recipe makes ~40 passes over
-    them, so without it validation loss turns upward halfway (measured: with 0.1 it bottoms out
-    near perplexity 90 at step 1,000; with 0.2 it reaches ~80 at step 2,400)."""
+    Dropout 0.1: the corpus has only ~115k training tokens and the recipe makes ~18 passes over
+    them, so a little regularisation pays (measured with the 1,000-step recipe: validation
+    perplexity 78 with dropout 0.1; with 0.2 and 2,400 steps, 79)."""
     if quick:
         return GPTConfig(vocab_size=vocab_size, context_length=32, d_model=32, n_layer=2, n_head=2)
     return GPTConfig(vocab_size=vocab_size, context_length=128, d_model=128, n_layer=4, n_head=4,
-                     dropout=0.2)
+                     dropout=0.1)
 
 
 def course_train_config(quick: bool = False) -> TrainConfig:
+    """Lesson 07's recipe: 1,000 steps of 16 windows of 128 tokens (2M tokens), peak learning
+    rate 2e-3 after 100 warmup steps, cosine decay to 2e-4; about 7 minutes on 2 cores."""
     if quick:
         return TrainConfig(max_steps=60, batch_size=8, learning_rate=3e-3, min_learning_rate=3e-4,
                            warmup_steps=10, eval_interval=30, eval_batches=4, log_interval=20)
-    return TrainConfig(max_steps=2400, batch_size=16, learning_rate=2e-3, min_learning_rate=2e-4,
-                       warmup_steps=100, eval_interval=200, eval_batches=20, log_interval=100)
+    return TrainConfig(max_steps=1000, batch_size=16, learning_rate=2e-3, min_learning_rate=2e-4,
+                       warmup_steps=100, eval_interval=100, eval_batches=10, log_interval=100)
 
 
 def course_checkpoint_path(quick: bool = False) -> "Path":
