@@ -474,7 +474,8 @@ assert causal_weights.data[future].max() == 0.0 and np.allclose(row_sums, 1.0, a
 assert causal_weights.data[0, 0] == 1.0 and mask_vs_renormalise < 1e-12
 assert causal_vs_fused < 1e-12 and np.array_equal(F.causal_mask(T, T), future)
 assert leak == 0.0, "no earlier output depends on a later token"
-assert abs(zeroed - DROPOUT_P) < 0.1 and abs(survivor_scale - 1 / (1 - DROPOUT_P)) < 1e-9
+# 1e-4, not exactly: the package draws 16-bit random integers, so p is rounded to k / 65536
+assert abs(zeroed - DROPOUT_P) < 0.1 and abs(survivor_scale - 1 / (1 - DROPOUT_P)) < 1e-4
 assert dropout_bias < 0.1 and eval_identity and dropout_vs_fused < 1e-12
 assert loop_vs_batched < 1e-12 and one_vs_single < 1e-12 and batched_vs_library < 1e-12
 assert fused_vs_composed < 1e-12

@@ -109,9 +109,9 @@ def test_lora_dropout_applies_to_the_lora_input_only():
     randomize([adapter.B], np.random.default_rng(4), 0.5)
     adapter.rng = np.random.default_rng(7)
     x = np.random.default_rng(5).normal(size=(4, 5))
-    keep = np.random.default_rng(7).random(x.shape) >= 0.5  # the mask the layer will draw
+    keep, scale = F.dropout_mask(x.shape, 0.5, np.random.default_rng(7))  # the mask the layer will draw
     W, b, A, B = base.weight.data, base.bias.data, adapter.A.data, adapter.B.data
-    expected = x @ W.T + b + (x * keep / 0.5) @ A.T @ B.T
+    expected = x @ W.T + b + (x * keep * scale) @ A.T @ B.T
     np.testing.assert_allclose(layer(Tensor(x, dtype=np.float32)).data, expected, rtol=1e-5, atol=1e-5)
     layer.eval()  # no dropout at evaluation
     np.testing.assert_allclose(layer(Tensor(x, dtype=np.float32)).data, x @ W.T + b + x @ A.T @ B.T,

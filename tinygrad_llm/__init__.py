@@ -48,3 +48,17 @@ from .peft import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merg
                    unload_lora, save_lora, load_lora)
 from .adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
                        trainable_parameter_count, finetune_cost)
+
+# --- lessons 13-15: compression --------------------------------------------------------------
+# (the functions quantize / dequantize stay in the quantize module: a top-level name
+# ``quantize`` would hide the module of the same name)
+from .quantize import (QuantScheme, QuantizedTensor, QuantizedLinear, QuantizedEmbedding, quantize_model,
+                       weight_bytes)
+from .calibration import calibrate
+from .quantized_checkpoint import save_quantized, load_quantized
+from .qat import fake_quantize, prepare_qat, convert_qat
+from .qlora import apply_qlora, finetune_memory
+from .lowprec import round_to_bfloat16, round_to_float16
+from .pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned, iterative_prune,
+                      sparsity_schedule, prune_structured, storage_bytes, save_sparse, load_sparse)
+from .distill import kl_div_with_temperature, distillation_loss, Distiller

@@ -17,7 +17,8 @@ fingerprint of the base weights, so that they are never loaded onto a model they
 for, and several adapters share one base model in memory, switched by name (``set_active_adapter``).
 
 Prompt tuning and bottleneck adapters, the lesson's two other methods, are in ``adapters.py``,
-with ``finetune_cost``, which compares the three.
+with ``finetune_cost``, which compares the three. A LoRALinear can also wrap a frozen
+``QuantizedLinear``: that is QLoRA, lesson 13 (``qlora.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 from . import functional as F
 from .checkpoint import CheckpointError, load_safetensors, save_safetensors
 from .nn import Linear, Module, Parameter
+from .quantize import QuantizedLinear
 from .tensor import Tensor
 
 DEFAULT_TARGETS = ("attn.qkv", "attn.proj")  # attention only, as in the LoRA paper
@@ -119,15 +121,25 @@ class LoRALinear(Module):
 
     The base layer's own ``weight`` and ``bias`` Parameters are kept under the same names (not
     copied), so the model's state dict still has ``...qkv.weight`` and any optimizer, tied weight
-    or checkpoint that refers to them keeps working."""
+    or checkpoint that refers to them keeps working.
 
-    def __init__(self, base: Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+    QLoRA (lesson 13): the base may be a ``QuantizedLinear``. Its stored arrays (``qweight``,
+    ``scale``...) become this layer's buffers under the same names, and ``weight`` is None; the
+    QuantizedLinear itself computes the base output but is kept out of the module tree (see
+    ``named_children``), so state dict keys and ``base_fingerprint`` are those of the quantized
+    model. A quantized base cannot be merged into."""
+
+    def __init__(self, base: Linear | QuantizedLinear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
                  rng: np.random.Generator | None = None, adapter_name: str = "default"):
-        if not isinstance(base, Linear):
-            raise TypeError(f"LoRALinear wraps a Linear, got {type(base).__name__}")
+        if not isinstance(base, (Linear, QuantizedLinear)):
+            raise TypeError(f"LoRALinear wraps a Linear, got {type(base).__name__} "
+                            f"(or a QuantizedLinear, for QLoRA)")
         self.in_features, self.out_features = base.in_features, base.out_features
-        self.weight = base.weight  # (out, in)
+        self.quantized_base = base if isinstance(base, QuantizedLinear) else None
+        self.weight = None if self.quantized_base is not None else base.weight  # (out, in)
         self.bias = base.bias
+        for name, persistent in vars(base).get("_buffers", {}).items():
+            self.register_buffer(name, getattr(base, name), persistent)  # shared arrays, not copies
         self.lora = AdapterSet()
         self.active: str | None = None
         self.merged = False  # True while the active adapter's update is folded into the weight
@@ -140,8 +152,8 @@ class LoRALinear(Module):
     def add_adapter(self, name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
                     rng: np.random.Generator | None = None) -> LoRAAdapter:
         """A new adapter (zero update, trainable), not activated."""
-        adapter = LoRAAdapter(self.in_features, self.out_features, r, alpha, dropout, rng,
-                              dtype=self.weight.dtype)
+        dtype = self.weight.dtype if self.weight is not None else self.quantized_base.dtype
+        adapter = LoRAAdapter(self.in_features, self.out_features, r, alpha, dropout, rng, dtype=dtype)
         self.lora.add(name, adapter)
         return adapter
 
@@ -161,6 +173,9 @@ class LoRALinear(Module):
         their change reaching the output (they are no longer in the computation)."""
         if self.active is None:
             raise RuntimeError("merge(): this layer has no active adapter to merge")
+        if self.quantized_base is not None:
+            raise RuntimeError("merge(): the base weight is quantized; adding (alpha / r) B A would "
+                               "mean quantizing it again, so QLoRA keeps the adapter beside the base")
         if self.merged:
             raise RuntimeError(f"merge(): adapter {self.active!r} is already merged")
         # careful: W + D - D is not W in floating point; keeping W makes unmerge exact, so the
@@ -177,8 +192,15 @@ class LoRALinear(Module):
         self._unmerged_weight = None
         self.merged = False
 
+    def named_children(self):
+        """The adapters; a quantized base is not a child (its arrays are this layer's buffers)."""
+        return ((name, m) for name, m in super().named_children() if name != "quantized_base")
+
     def forward(self, x: Tensor) -> Tensor:
-        y = F.linear(x, self.weight, self.bias)  # (..., out)
+        if self.quantized_base is not None:
+            y = self.quantized_base(x)  # (..., out), from the frozen codes and scales
+        else:
+            y = F.linear(x, self.weight, self.bias)  # (..., out)
         if self.active is None or self.merged:
             return y
         return y + self.lora[self.active](x)  # (..., out)
@@ -191,6 +213,9 @@ class LoRALinear(Module):
 
 # ----------------------------------------------------------------------------------------------
 # Injecting LoRA into a model, and switching adapters
+
+
+LORA_BASES = (Linear, QuantizedLinear, LoRALinear)  # what a LoRA target may name
 
 
 def lora_layers(model: Module) -> list[tuple[str, LoRALinear]]:
@@ -214,20 +239,30 @@ def _target_pattern(target: str | Sequence[str]) -> str:
 
 
 def _find_targets(model: Module, target: str | Sequence[str]) -> list[str]:
-    """Names of the Linear (or LoRALinear) layers that ``target`` selects, or a clear error."""
+    """Names of the Linear (QuantizedLinear, LoRALinear) layers that ``target`` selects, or a
+    clear error."""
     inside_lora = tuple(name + "." for name, _ in lora_layers(model))
     names = [n for n in model.find_modules(_target_pattern(target)) if not n.startswith(inside_lora)]
     if not names:
-        linears = [n for n, m in model.named_modules() if isinstance(m, (Linear, LoRALinear))]
+        linears = [n for n, m in model.named_modules() if isinstance(m, LORA_BASES)]
         shown = ", ".join(linears[:8]) + (", ..." if len(linears) > 8 else "")
         raise ValueError(f"LoRA target {target!r} matches no module of {type(model).__name__}; "
                          f"its Linear layers are: {shown or 'none'}")
     wrong = [f"{n} ({type(model.get_submodule(n)).__name__})" for n in names
-             if not isinstance(model.get_submodule(n), (Linear, LoRALinear))]
+             if not isinstance(model.get_submodule(n), LORA_BASES)]
     if wrong:
         raise TypeError(f"LoRA target {target!r} matches modules that are not Linear layers: "
                         f"{', '.join(wrong)}; name the Linear layers inside them (e.g. 'attn.qkv')")
     return names
+
+
+def _check_not_quantized(model: Module, action: str) -> None:
+    quantized = [name for name, layer in lora_layers(model)
+                 if layer.quantized_base is not None and layer.active is not None]
+    if quantized:
+        raise RuntimeError(f"{action}: {', '.join(quantized[:3])}{', ...' if len(quantized) > 3 else ''} "
+                           f"have a quantized base, which cannot take a merged update (QLoRA keeps the "
+                           f"adapters beside the base; use merge=False)")
 
 
 def _check_not_merged(model: Module, action: str) -> None:
@@ -325,6 +360,7 @@ def set_active_adapter(model: Module, name: str | None) -> None:
 
 def merge_lora(model: Module) -> list[str]:
     """Fold the active adapter into the weights of every LoRA layer; returns the merged layers."""
+    _check_not_quantized(model, "merge_lora")
     merged = []
     for name, layer in lora_layers(model):
         if layer.active is not None and not layer.merged:
@@ -350,11 +386,17 @@ def unmerge_lora(model: Module) -> list[str]:
 def unload_lora(model: Module, merge: bool = True) -> list[str]:
     """Replace every LoRALinear by a plain Linear holding its weights: with the active adapter
     merged in (``merge=True``, a fine-tuned model with no LoRA left) or the base weights alone.
-    The adapters are dropped; parameters stay frozen."""
+    The adapters are dropped; parameters stay frozen. A quantized base (QLoRA) gets its
+    QuantizedLinear back, and only with ``merge=False``."""
     layers = lora_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no LoRA layers to unload")
+    if merge:
+        _check_not_quantized(model, "unload_lora(merge=True)")
     for name, layer in layers:
+        if layer.quantized_base is not None:
+            model.set_submodule(name, layer.quantized_base)
+            continue
         if merge and layer.active is not None and not layer.merged:
             layer.merge()
         elif not merge and layer.merged:
@@ -453,7 +495,7 @@ def load_lora(model: Module, path: str | os.PathLike, adapter_name: str | None =
         if module is None:
             problems.append(f"{layer_name}: no such layer in the model")
             continue
-        if not isinstance(module, (Linear, LoRALinear)):
+        if not isinstance(module, LORA_BASES):
             problems.append(f"{layer_name}: a {type(module).__name__}, not a Linear layer")
             continue
         r = layer_config["r"]
