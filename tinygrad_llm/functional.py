@@ -312,15 +312,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          f"(expected last input dimension {w.shape[-1] if w.ndim else '?'})")
     if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
         raise TypeError(f"linear: dtype mismatch between input {x.dtype} and weight {weight.dtype}")
-    out = a @ w.T
+    a2 = a.reshape(-1, a.shape[-1])  # (N, in): one large matrix product, not one per batch row
+    out = a2 @ w.T  # (N, out)
     if bias is not None:
         out += bias.data
+    out = out.reshape(a.shape[:-1] + (w.shape[0],))
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
-        g2 = g.reshape(-1, g.shape[-1])
-        return (g @ w if x.requires_grad else None,
-                g2.T @ a.reshape(-1, a.shape[-1]) if weight.requires_grad else None,
+        g2 = g.reshape(-1, g.shape[-1])  # (N, out)
+        return ((g2 @ w).reshape(a.shape) if x.requires_grad else None,
+                g2.T @ a2 if weight.requires_grad else None,
                 g2.sum(axis=0) if bias is not None and bias.requires_grad else None)
 
     return Tensor._make(out, parents, backward)
@@ -362,9 +364,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
         raise TypeError(f"attention: dtype mismatch between q {qd.dtype}, k {kd.dtype} and v {vd.dtype}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"attention dropout must be in [0, 1), got {dropout_p}")
-    scale = 1.0 / np.sqrt(qd.shape[-1])
-    scores = qd @ np.swapaxes(kd, -1, -2)  # (..., Tq, Tk)
-    scores *= scale
+    scale = np.asarray(1.0 / np.sqrt(qd.shape[-1]), dtype=qd.dtype)
+    scores = (qd * scale) @ np.swapaxes(kd, -1, -2)  # (..., Tq, Tk); scaling q is Tk/d times cheaper
     blocked = causal_mask(qd.shape[-2], kd.shape[-2]) if causal else None
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
@@ -394,10 +395,9 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
             dp *= keep_scale
         ds = dp
         ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p
-        ds *= scale
-        dq = ds @ kd if q.requires_grad else None
-        dk = np.swapaxes(ds, -1, -2) @ qd if k.requires_grad else None
+        ds *= p  # dS / scale: the scale is applied to the smaller products below
+        dq = (ds @ kd) * scale if q.requires_grad else None
+        dk = np.swapaxes(ds, -1, -2) @ (qd * scale) if k.requires_grad else None
         return dq, dk, dv
 
     return Tensor._make(out, (q, k, v), backward)
