@@ -46,7 +46,7 @@ only a low-rank correction beside it, W + (alpha / r) B A (lesson 12 studies LoR
 it borrows `apply_lora` from `tinygrad_llm.peft` ahead of lesson 12.
 
 **Run:** `python lessons/11_instruction_finetuning.py` (about 5 minutes on 2 cores with lesson 07's
-checkpoint; without it the model is pretrained first, about 23 minutes more) or `--quick` (seconds).
+checkpoint; without it the model is pretrained first, about 8 minutes more) or `--quick` (seconds).
 """
 
 # %%

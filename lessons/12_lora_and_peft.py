@@ -37,7 +37,7 @@ instruction task: accuracy, trainable parameters, AdamW state and seconds per st
 `trainable_parameter_count`, `trainable_percentage`.
 
 **Run:** `python lessons/12_lora_and_peft.py` (about 5 minutes on 2 cores with lesson 07's
-checkpoint; without it the model is pretrained first, about 23 minutes more) or `--quick`
+checkpoint; without it the model is pretrained first, about 8 minutes more) or `--quick`
 (under 10 seconds).
 """
 

@@ -30,7 +30,7 @@ checkpoints), lesson 09 (`perplexity`) and lesson 08 (`generate`).
 `storage_bytes`, `save_sparse`, `load_sparse`.
 
 **Run:** `python lessons/14_pruning.py` (about 3 minutes on 2 cores with lesson 07's checkpoint;
-without it the model is pretrained first, about 23 minutes more) or `--quick` (a few seconds).
+without it the model is pretrained first, about 8 minutes more) or `--quick` (a few seconds).
 """
 
 # %%

@@ -31,7 +31,7 @@ T = 1 and at T = 2, and compare them with the teacher on bytes, perplexity and s
 `teacher_logits`, `estimate_kl`, `check_temperature`, `check_alpha`.
 
 **Run:** `python lessons/15_distillation.py` (about 3 minutes on 2 cores with lesson 07's
-checkpoint; without it the teacher is pretrained first, about 23 minutes more) or `--quick`
+checkpoint; without it the teacher is pretrained first, about 8 minutes more) or `--quick`
 (under 10 seconds).
 """
 
