@@ -22,7 +22,7 @@ context. The GPT should beat it clearly (the course asks for at most 0.6x its pe
 checkpoints), `AdamW`, `cosine_schedule`, `clip_grad_norm_`, `perplexity`, `generate`,
 `course_model`, `save_safetensors` / `load_safetensors`.
 
-**Run:** `python lessons/07_pretraining.py` (about 8 minutes on 2 cores) or `--quick` (seconds).
+**Run:** `python lessons/07_pretraining.py` (about 6 minutes on 2 cores) or `--quick` (seconds).
 """
 
 # %%

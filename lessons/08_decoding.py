@@ -29,7 +29,7 @@ model, `course_model`, `generate`).
 `Beam`, `KVCache` (with `reorder`, which beam search uses).
 
 **Run:** `python lessons/08_decoding.py` (under a minute on 2 cores once lesson 07's checkpoint
-exists; without it, lesson 07's ~8 minutes of pretraining come first) or `--quick` (seconds).
+exists; without it, lesson 07's ~6 minutes of pretraining come first) or `--quick` (seconds).
 """
 
 # %%

@@ -30,7 +30,7 @@ All of them reward surface agreement; none of them knows what the text means.
 `lcs_length`, `accuracy`, `confusion_matrix`, `precision_recall_f1`, `macro_f1`.
 
 **Run:** `python lessons/09_evaluation.py` (about a minute with lesson 07's checkpoint; without it
-the model is pretrained first, about 8 minutes on 2 cores) or `--quick` (a few seconds).
+the model is pretrained first, about 6 minutes on 2 cores) or `--quick` (a few seconds).
 """
 
 # %%

@@ -36,7 +36,7 @@ and bag-of-words logistic regression.
 `optimizer_state_bytes`.
 
 **Run:** `python lessons/10_classification_finetuning.py` (under 2 minutes on 2 cores with lesson
-07's checkpoint; without it the model is pretrained first, about 8 minutes more) or `--quick`
+07's checkpoint; without it the model is pretrained first, about 6 minutes more) or `--quick`
 (about 10 seconds).
 """
 

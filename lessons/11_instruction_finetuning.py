@@ -45,8 +45,8 @@ only a low-rank correction beside it, W + (alpha / r) B A (lesson 12 studies LoR
 `exact_match`, `score_responses`, `ResponseScores`, `evaluate_responses`, `ResponseEvaluation`);
 it borrows `apply_lora` from `tinygrad_llm.peft` ahead of lesson 12.
 
-**Run:** `python lessons/11_instruction_finetuning.py` (about 5 minutes on 2 cores with lesson 07's
-checkpoint; without it the model is pretrained first, about 8 minutes more) or `--quick` (seconds).
+**Run:** `python lessons/11_instruction_finetuning.py` (about 3 minutes on 2 cores with lesson 07's
+checkpoint; without it the model is pretrained first, about 6 minutes more) or `--quick` (seconds).
 """
 
 # %%

@@ -36,8 +36,8 @@ instruction task: accuracy, trainable parameters, AdamW state and seconds per st
 `remove_bottleneck_adapters`, `finetune_cost`, `FinetuneCost`, `trainable_parameters`,
 `trainable_parameter_count`, `trainable_percentage`.
 
-**Run:** `python lessons/12_lora_and_peft.py` (about 5 minutes on 2 cores with lesson 07's
-checkpoint; without it the model is pretrained first, about 8 minutes more) or `--quick`
+**Run:** `python lessons/12_lora_and_peft.py` (about 3 minutes on 2 cores with lesson 07's
+checkpoint; without it the model is pretrained first, about 6 minutes more) or `--quick`
 (under 10 seconds).
 """
 

@@ -29,8 +29,8 @@ checkpoints), lesson 09 (`perplexity`) and lesson 08 (`generate`).
 `prune_structured`, `CSRMatrix`, `to_csr`, `csr_bytes`, `bitmap_bytes`, `break_even_sparsity`,
 `storage_bytes`, `save_sparse`, `load_sparse`.
 
-**Run:** `python lessons/14_pruning.py` (about 3 minutes on 2 cores with lesson 07's checkpoint;
-without it the model is pretrained first, about 8 minutes more) or `--quick` (a few seconds).
+**Run:** `python lessons/14_pruning.py` (under 2 minutes on 2 cores with lesson 07's checkpoint;
+without it the model is pretrained first, about 6 minutes more) or `--quick` (a few seconds).
 """
 
 # %%
@@ -394,29 +394,30 @@ save_figure(fig, "14_pruning")
 # %% [markdown]
 # ## 8. What we found
 # In our full run (perplexity on the first 64 validation windows, where the dense model scores
-# about 103; the numbers move a little with the checkpoint, the shape of the results does not):
+# about 92; the numbers move with the checkpoint, the shape of the results does not):
 #
 # * the course model hardly notices losing the smallest 30% of its block weights (+1%); at 50%
-#   it pays about 9%, at 70% 60%, and at 90% it is broken (perplexity about 2,000);
-# * layer-wise beats global at every sparsity here. One global threshold empties the matrices
-#   of small weights first: block 0's attention projection (initialised with std 0.02/sqrt(8)
-#   and still the smallest after training) loses 98% of its weights at 70% overall, which cuts
-#   block 0's attention out of the model almost entirely;
-# * pruning the tied embedding too costs much more (131 against 112 at 50%). And it is not the
-#   rare tokens that lose most: their rows are about twice as long as the common tokens' (a
-#   likely reason: the output head pushes a token's row away each time that token is not the
-#   answer, and a rare token is almost never the answer), so magnitude pruning
-#   takes 59% of the entries of the commonest fifth of the tokens and 30% of the rarest fifth;
-# * 40 fine-tuning steps with the mask held win most of the loss back: 163 -> 115 at 70%,
-#   about 2,000 -> 183 at 90%; at 50% there is little to win. The iterative ramp, given the same
-#   40 steps, did worse (242): it spends steps on masks it will prune further, and a budget this
-#   short is better spent on the final mask. Gradual pruning pays with longer training;
+#   it pays about 5%, at 70% 32%, and at 90% it is badly hurt (perplexity about 300);
+# * layer-wise beats global from 30% on, by more the higher the sparsity (306 against 392 at
+#   90%). One global threshold empties the matrices of small weights first: block 0's attention
+#   projection (initialised with std 0.02/sqrt(8) and still the smallest after training) loses
+#   94% of its weights at 70% overall, which cuts block 0's attention out almost entirely;
+# * pruning the tied embedding too costs more (107 against 97 at 50%). And it is not the rare
+#   tokens that lose most: their rows are about twice as long as the common tokens' (a likely
+#   reason: the output head pushes a token's row away each time that token is not the answer,
+#   and a rare token is almost never the answer), so magnitude pruning takes 57% of the entries
+#   of the commonest fifth of the tokens and 28% of the rarest fifth;
+# * 40 fine-tuning steps with the mask held win most of the loss back: 122 -> 100 at 70%,
+#   306 -> 134 at 90%; at 50% there is nothing to win (97 -> 99: the short run at a high
+#   learning rate costs about what it recovers). The iterative ramp, given the same 40 steps,
+#   did worse (160): it spends steps on masks it will prune further, and a budget this short is
+#   better spent on the final mask. Gradual pruning pays with longer training;
 # * zeros save nothing stored densely. CSR (6 bytes per kept weight) pays above about 34%
 #   sparsity, a bitmap (4 bytes per kept weight plus one bit per position) above about 3%, and
 #   the bitmap stays the smaller of the two until about 94%: at 90% the model takes 1.5 MiB
 #   instead of 4.1 MiB;
-# * structured pruning is coarser: removing a quarter of the heads costs about 10%, a quarter of
-#   the MLP neurons about 37% (more than 50% unstructured sparsity, which removes three times as
+# * structured pruning is coarser: removing a quarter of the heads costs about 12%, a quarter of
+#   the MLP neurons about 16% (more than 50% unstructured sparsity, which removes three times as
 #   many weights). What it buys is less work for the same dense code: a quarter of the neurons
 #   removed is a quarter fewer multiply-adds in the MLPs (the MACs column), while 90% zeros are
 #   still multiplied. Our speed columns (best of a few runs on a shared 2-core machine) are too

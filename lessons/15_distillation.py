@@ -30,8 +30,8 @@ T = 1 and at T = 2, and compare them with the teacher on bytes, perplexity and s
 `kl_div_with_temperature_composed`), `distillation_loss`, `distillation_terms`, `Distiller`,
 `teacher_logits`, `estimate_kl`, `check_temperature`, `check_alpha`.
 
-**Run:** `python lessons/15_distillation.py` (about 3 minutes on 2 cores with lesson 07's
-checkpoint; without it the teacher is pretrained first, about 8 minutes more) or `--quick`
+**Run:** `python lessons/15_distillation.py` (under 2 minutes on 2 cores with lesson 07's
+checkpoint; without it the teacher is pretrained first, about 6 minutes more) or `--quick`
 (under 10 seconds).
 """
 
@@ -332,23 +332,24 @@ save_figure(fig, "15_distillation")
 # tokens, alpha = 0.9):
 #
 # * distillation works, and fast: from the same init and the same batches, the distilled student
-#   (T = 1) reaches validation perplexity 238 against 406 for the one trained on the labels,
-#   about half of the way to the teacher's 82, and its KL to the teacher falls from 3.2 to 2.5
-#   nats per token. Its hard-label training loss is lower too (5.2 against 5.9), although 90% of
-#   the weight of its loss is on the teacher's term: the soft targets teach the labels better
-#   than the labels do. The labels-only student is still nearer to what token frequencies alone
-#   give (a unigram model: 612) than to its teacher;
-# * it is not free: a distilled step costs about 2.5x a plain one here (0.5-0.6 s against
-#   0.23-0.25 s in our runs), 0.2-0.25 s of it in the teacher's forward pass. Per second of
-#   training the gain is smaller but real: in an exploratory run, 200 steps on the labels only
-#   (about 70% of the time of 120 distilled steps) reached perplexity 285, still worse than 238;
-# * the temperature matters, and T = 1 wins here: T = 2 gives 323, between the two. At the
+#   (T = 1) reaches validation perplexity 220 against 405 for the one trained on the labels,
+#   57% of the way to the teacher's 79, and its KL to the teacher falls from 2.5 to 1.7 nats per
+#   token. Its hard-label training loss is lower too (5.1 against 5.9), although 90% of the
+#   weight of its loss is on the teacher's term: the soft targets teach the labels better than
+#   the labels do. The labels-only student is still nearer to what token frequencies alone give
+#   (a unigram model: 612) than to its teacher;
+# * it is not free: a distilled step costs about 2.5x a plain one here (0.32 s against 0.13 s
+#   on a quiet machine, 0.5-0.6 s against 0.23-0.25 s on a busy one), 40% of it in the teacher's
+#   forward pass. Per second of training the gain is smaller but real: in an exploratory run,
+#   200 steps on the labels only (more time than 120 distilled steps on a busy machine) reached
+#   perplexity 285, still worse than the distilled student;
+# * the temperature matters, and T = 1 wins here: T = 2 gives 340, between the two. At the
 #   optimum every temperature asks for the same thing (q_T = p_T means equal logits up to a
 #   shift), but a small student after 120 steps is far from any optimum, and T decides what it
 #   matches first. At T = 1 the KL weighs each token by the teacher's probability, the tokens
-#   perplexity counts; at T = 2, 70% of the teacher's mass lies beyond its top ten tokens
+#   perplexity counts; at T = 2, 80% of the teacher's mass lies beyond its top ten tokens
 #   (section 1), so the match spreads over the long tail of 2,048 tokens. The T = 2 to 20 of
-#   image classification suits a teacher that is almost one-hot at T = 1; ours already puts 80%
+#   image classification suits a teacher that is almost one-hot at T = 1; ours already puts 84%
 #   of its probability beyond the label;
 # * the student costs 4.5x less to store (937 KiB against 4.1 MiB) and generates about 3x
 #   faster (between 2.5x and 6x over our runs; timings on a shared machine vary, so no check

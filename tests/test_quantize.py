@@ -548,18 +548,24 @@ def test_qat_embedding_serves_lookup_and_tied_head_with_fake_quantized_weights()
     assert embedding.latent_weight.grad is not None and np.any(embedding.latent_weight.grad != 0)
 
 
+def train_a_few_steps(model, params, idx, targets, lr: float, steps: int = 5) -> tuple[float, float]:
+    """(loss before, loss after) ``steps`` AdamW steps on one batch."""
+    optimizer = AdamW(params, lr=lr)
+    first = model(idx, targets)[1].item()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(idx, targets)[1].backward()
+        optimizer.step()
+    return first, model(idx, targets)[1].item()
+
+
 def test_qat_trains_and_converts_to_exactly_the_quantized_model():
     model = make_gpt()
     scheme = QuantScheme(4, "group", group_size=8)
     prepare_qat(model, scheme, embedding_scheme=QuantScheme(8, "channel"))
     idx, targets = tokens(CONFIG, (4, 8)), tokens(CONFIG, (4, 8), seed=2)
-    optimizer = AdamW(model.parameters(), lr=1e-2)
-    first = model(idx, targets)[1].item()
-    for _ in range(5):
-        optimizer.zero_grad()
-        model(idx, targets)[1].backward()
-        optimizer.step()
-    assert model(idx, targets)[1].item() < first
+    first, last = train_a_few_steps(model, model.parameters(), idx, targets, lr=1e-2)
+    assert last < first
     qat_logits = logits(model, idx)
     converted = convert_qat(model)
     assert sorted(converted) == sorted(n for n, m in model.named_modules() if isinstance(m, (Linear, Embedding)))
@@ -591,13 +597,8 @@ def test_qlora_trains_only_the_adapters_and_keeps_the_base_int8():
     trainable = trainable_parameters(model)
     assert trainable and all(p.ndim == 2 for p in trainable)
     idx, targets = tokens(CONFIG, (4, 8)), tokens(CONFIG, (4, 8), seed=2)
-    optimizer = AdamW(trainable, lr=3e-2)
-    first = model(idx, targets)[1].item()
-    for _ in range(5):
-        optimizer.zero_grad()
-        model(idx, targets)[1].backward()
-        optimizer.step()
-    assert model(idx, targets)[1].item() < first
+    first, last = train_a_few_steps(model, trainable, idx, targets, lr=3e-2)
+    assert last < first
     with_grad = [n for n, p in model.named_parameters() if p.grad is not None]
     assert with_grad and all(".lora." in n for n in with_grad)
     for name, array in frozen.items():

@@ -35,7 +35,6 @@ import numpy as np
 from . import functional as F
 from .data import random_batch
 from .gpt import GPT
-from .optim import clip_grad_norm_
 from .tensor import Tensor, is_grad_enabled, no_grad
 from .training import TrainConfig, Trainer
 
@@ -314,37 +313,19 @@ class Distiller(Trainer):
     def student(self) -> GPT:
         return self.model
 
-    def train_step(self) -> float:
-        # Trainer.train_step with the distillation loss; the order of the steps is the same, so
-        # that alpha = 0 reproduces it exactly.
-        model, optimizer, c = self.model, self.optimizer, self.config
-        inputs, targets = random_batch(self.train_tokens, c.batch_size, model.config.context_length, self.rng)
-        logits = model(inputs)                                          # (B, T, V)
+    def batch_loss(self, inputs: np.ndarray, targets: np.ndarray) -> Tensor:
+        # The rest of Trainer.train_step (clipping, schedule, AdamW, NaN checks) is unchanged,
+        # so alpha = 0 reproduces plain training exactly.
+        logits = self.model(inputs)                                     # (B, T, V)
         guide = None
         if self.alpha > 0:
             start = time.perf_counter()
             guide = teacher_logits(self.teacher, inputs)                # (B, T, V), a constant
             self.teacher_seconds += time.perf_counter() - start
         loss, soft, hard = distillation_terms(logits, guide, targets, self.temperature, self.alpha)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"training loss became {value} at step {self.step}; stopping instead of training on "
-                f"garbage. Lower the learning rate (now {optimizer.lr:.3g}) or check the data")
-        optimizer.zero_grad()
-        loss.backward()
-        norm = clip_grad_norm_(optimizer.parameters(), c.grad_clip)
-        if not math.isfinite(norm):
-            raise FloatingPointError(f"gradient norm became {norm} at step {self.step}; stopping. "
-                                     f"Lower the learning rate (now {optimizer.lr:.3g})")
-        optimizer.lr = self.learning_rate(self.step)
-        optimizer.step()
-        self.step += 1
-        self.history.steps.append(self.step)
-        self.history.train_loss.append(value)
         self.soft_loss.append(soft.item() if soft is not None else math.nan)
         self.hard_loss.append(hard.item() if hard is not None else math.nan)
-        return value
+        return loss
 
 
 def estimate_kl(student: GPT, teacher: GPT, tokens: np.ndarray, batch_size: int, num_batches: int,
