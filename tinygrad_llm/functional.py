@@ -212,18 +212,23 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     parents = tuple(t for t in (x, weight, bias) if t is not None)
 
     def backward(g):
+        g2, xhat2 = g.reshape(-1, n), xhat.reshape(-1, n)  # (N, n)
+        w = weight.data if weight is not None else np.ones(n, dtype=a.dtype)
+        gx = g2 * xhat2  # g * xhat: gives dweight, and with w the second row mean below
         grads = []
         if x.requires_grad:
-            dxhat = g if weight is None else g * weight.data
-            dx = dxhat - dxhat.mean(axis=-1, keepdims=True)
-            dx -= xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
-            dx *= rstd
-            grads.append(dx)
+            # the row means of dxhat = g w and of dxhat * xhat, as matrix-vector products
+            mean_dxhat = (g2 @ w)[:, None] * (1.0 / n)  # (N, 1)
+            mean_dxhat_xhat = (gx @ w)[:, None] * (1.0 / n)  # (N, 1)
+            dx = g2 * w
+            dx -= mean_dxhat
+            dx -= xhat2 * mean_dxhat_xhat
+            dx *= rstd.reshape(-1, 1)
+            grads.append(dx.reshape(a.shape))
         else:
             grads.append(None)
-        g2 = g.reshape(-1, n)
         if weight is not None:
-            grads.append((g2 * xhat.reshape(-1, n)).sum(axis=0) if weight.requires_grad else None)
+            grads.append(gx.sum(axis=0) if weight.requires_grad else None)
         if bias is not None:
             grads.append(g2.sum(axis=0) if bias.requires_grad else None)
         return grads
@@ -354,6 +359,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
 
     Backward, with S = q k^T s, P = softmax(S), P' = P * dropout, Y = P' v:
         dv = P'^T g,  dP' = g v^T,  dP = dP' * dropout,  dS = P * (dP - sum(dP * P)),
+        where sum_j dP_ij P_ij = sum_d g_id Y_id (so it costs (Tq, d), not (Tq, Tk)),
         dq = dS k s,  dk = dS^T q s.
     Only P (and the dropout mask) is kept for the backward pass, not the scores.
     """
@@ -393,8 +399,10 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
         if keep is not None:
             dp *= keep
             dp *= keep_scale
+        # sum_j dP_ij P_ij = g_i . sum_j P'_ij v_j = g_i . out_i: a (Tq, d) product instead of
+        # a (Tq, Tk) one (the same identity FlashAttention uses)
         ds = dp
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds -= np.einsum("...qd,...qd->...q", g, out)[..., None]
         ds *= p  # dS / scale: the scale is applied to the smaller products below
         dq = (ds @ kd) * scale if q.requires_grad else None
         dk = np.swapaxes(ds, -1, -2) @ (qd * scale) if k.requires_grad else None
