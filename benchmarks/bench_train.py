@@ -9,7 +9,8 @@ batch 16) and small (vocab 2,048, d_model 384, 6 layers, 6 heads, context 256, b
 per pair: median and min ms per step (forward + backward + optimizer), tokens/s, peak RSS, the
 achieved GFLOP/s (matrix-product FLOPs, ``model_stats.training_flops``) and its fraction of
 NumPy's float32 matmul peak, measured in the same run. PyTorch runs with as many threads as
-NumPy's BLAS uses.
+NumPy's BLAS uses. Each pair runs ``--rounds`` times, alternating with PyTorch, and the ratio is the
+median of the rounds' ratios: on a shared machine speed drifts by tens of percent within minutes.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 tiny, 8 small)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="worker runs per implementation, alternating with the reference (default 3); "
+                             "the ratio printed is the median of the rounds' ratios")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -114,20 +118,36 @@ def main() -> None:
     emit({"benchmark": "train", "case": "numpy_matmul_peak", "impl": "numpy", "gflops": peak})
     impls = ["tinygrad_llm"] + (["torch"] if optional_import("torch") is not None else [])
     for name in args.configs:
-        results = {}
-        for impl in impls:
-            command = [sys.executable, __file__, "--worker", name, impl, "--steps", str(args.steps),
-                       "--warmup", str(args.warmup)]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            results[impl] = json.loads(output.strip().splitlines()[-1])
+        runs = {impl: [] for impl in impls}
+        for round_index in range(args.rounds):
+            # alternate the order, so that a slow spell of a shared machine hits both sides
+            for impl in (impls if round_index % 2 == 0 else impls[::-1]):
+                command = [sys.executable, __file__, "--worker", name, impl, "--steps", str(args.steps),
+                           "--warmup", str(args.warmup)]
+                output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+                runs[impl].append(json.loads(output.strip().splitlines()[-1]))
+        results = {impl: _combine(records) for impl, records in runs.items()}
         reference = results.get("torch")
         for impl, record in results.items():
             record["fraction_of_matmul_peak"] = record["gflops"] / peak
             if impl != "torch" and reference is not None:
-                record["step_time_vs_torch"] = ratio(record["median_ms"], reference["median_ms"])
+                per_round = [a["median_ms"] / b["median_ms"] for a, b in zip(runs[impl], runs["torch"])]
+                record["step_time_vs_torch"] = round(float(np.median(per_round)), 3)
+                record["step_time_vs_torch_per_round"] = [round(r, 3) for r in per_round]
                 record["peak_rss_vs_torch"] = ratio(record["peak_rss_mb"], reference["peak_rss_mb"])
             emit(record)
 
+
+def _combine(records: list[dict]) -> dict:
+    """One record from several rounds of a worker: the median of the rounds' median step times,
+    the fastest step seen, the largest peak RSS."""
+    median = float(np.median([r["median_ms"] for r in records]))
+    combined = dict(records[0])
+    combined.update(median_ms=round(median, 1), min_ms=min(r["min_ms"] for r in records),
+                    tokens_per_s=round(records[0]["tokens_per_s"] * records[0]["median_ms"] / median, 1),
+                    gflops=round(records[0]["gflops"] * records[0]["median_ms"] / median, 2),
+                    peak_rss_mb=max(r["peak_rss_mb"] for r in records), rounds=len(records))
+    return combined
 
 if __name__ == "__main__":
     main()
