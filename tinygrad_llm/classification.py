@@ -39,6 +39,7 @@ from .gpt import GPT
 from .nn import GELU, Dropout, Linear, Module
 from .optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
 from .tensor import Tensor, no_grad
+from .training import check_positive
 
 POOLINGS = ("last", "mean")
 HEADS = ("linear", "mlp")
@@ -258,11 +259,7 @@ class FineTuneConfig:
     betas: tuple = (0.9, 0.999)
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"FineTuneConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"FineTuneConfig.learning_rate must be positive, got {self.learning_rate}")
+        check_positive(self, "steps", "batch_size", "eval_interval", "learning_rate")
 
 
 @dataclass

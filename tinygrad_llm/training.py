@@ -31,6 +31,13 @@ CHECKPOINT_FORMAT = "tinygrad_llm.checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+def check_positive(config, *names: str) -> None:
+    """Raise a ValueError naming the first of ``names`` that is not positive on ``config``."""
+    for name in names:
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be positive, got {getattr(config, name)}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. The defaults suit the course model on the embedded corpus."""
@@ -49,11 +56,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("max_steps", "batch_size", "eval_interval", "eval_batches", "log_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"TrainConfig.learning_rate must be positive, got {self.learning_rate}")
+        check_positive(self, "max_steps", "batch_size", "eval_interval", "eval_batches", "log_interval",
+                       "learning_rate")
 
 
 @dataclass
