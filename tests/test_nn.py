@@ -583,6 +583,7 @@ ATTENTION_CASES = {
     "causal-fewer-queries": dict(shape=(2, 3, 5, 3), tq=2, causal=True),
     "not-causal": dict(shape=(1, 2, 4, 3), tq=3, causal=False),
     "causal-and-padding": dict(shape=(2, 2, 5, 3), tq=3, causal=True, pad=True),
+    "causal-square-and-padding": dict(shape=(2, 2, 5, 3), tq=5, causal=True, pad="last"),
 }
 
 
@@ -593,12 +594,22 @@ def _attention_inputs(case, seed=12):
     mask = None
     if case.get("pad"):
         mask = np.zeros((lead[0], 1, 1, tk), dtype=bool)
-        mask[1, ..., 0] = True  # left padding: sequence 1 never attends to key 0
+        # left padding: sequence 1 never attends to key 0 (or, with as many queries as keys,
+        # where query 0 sees key 0 alone, to the last key)
+        mask[1, ..., -1 if case["pad"] == "last" else 0] = True
     return q, k, v, mask
 
 
+@pytest.fixture(params=[64, 2], ids=["one-block", "blocks-of-2"])
+def attention_block(request, monkeypatch):
+    """Run a test with the default block of query rows, and with blocks of 2 so that the small
+    cases go through the blocked causal path too."""
+    monkeypatch.setattr(F, "ATTENTION_BLOCK", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("case", ATTENTION_CASES.values(), ids=ATTENTION_CASES.keys())
-def test_attention_matches_a_numpy_reference(case):
+def test_attention_matches_a_numpy_reference(case, attention_block):
     q, k, v, mask = _attention_inputs(case)
     blocked = np.zeros((q.shape[-2], k.shape[-2]), bool)
     if case["causal"]:
@@ -611,13 +622,13 @@ def test_attention_matches_a_numpy_reference(case):
 
 
 @pytest.mark.parametrize("case", ATTENTION_CASES.values(), ids=ATTENTION_CASES.keys())
-def test_attention_gradcheck(case):
+def test_attention_gradcheck(case, attention_block):
     q, k, v, mask = _attention_inputs(case)
     assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, case["causal"], mask), q, k, v)
 
 
 @pytest.mark.parametrize("case", ATTENTION_CASES.values(), ids=ATTENTION_CASES.keys())
-def test_fused_attention_equals_the_composed_reference_in_value_and_gradient(case):
+def test_fused_attention_equals_the_composed_reference_in_value_and_gradient(case, attention_block):
     weights = np.random.default_rng(13).normal(size=case["shape"][:-2] + (case["tq"], case["shape"][-1]))
     results = []
     for attention in (F.scaled_dot_product_attention, F.scaled_dot_product_attention_composed):
@@ -629,7 +640,7 @@ def test_fused_attention_equals_the_composed_reference_in_value_and_gradient(cas
         np.testing.assert_allclose(fused, composed, rtol=1e-10, atol=1e-12)
 
 
-def test_attention_dropout_drops_weights_with_the_seeded_rng_and_passes_gradcheck():
+def test_attention_dropout_drops_weights_with_the_seeded_rng_and_passes_gradcheck(attention_block):
     case = ATTENTION_CASES["causal-fewer-queries"]
     q, k, v, _ = _attention_inputs(case)
     p = 0.4
@@ -647,6 +658,33 @@ def test_attention_dropout_drops_weights_with_the_seeded_rng_and_passes_gradchec
     # not training: no dropout, whatever dropout_p says
     no_dropout = F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=False)
     np.testing.assert_array_equal(no_dropout.data, F.scaled_dot_product_attention(q, k, v).data)
+
+
+@pytest.mark.parametrize("case", [c for c in ATTENTION_CASES.values() if c["tq"] == c["shape"][-2]],
+                         ids=[n for n, c in ATTENTION_CASES.items() if c["tq"] == c["shape"][-2]])
+def test_packed_attention_equals_attention_on_the_three_slices(case, attention_block):
+    q, k, v, mask = _attention_inputs(case)
+    weights = np.random.default_rng(16).normal(size=q.shape)
+    qkv = Tensor(np.stack([q.data, k.data, v.data]).transpose(1, 2, 0, 3, 4).copy().transpose(2, 0, 1, 3, 4),
+                 requires_grad=True)  # the strided layout a fused projection gives
+    packed = F.packed_attention(qkv, causal=case["causal"], mask=mask)
+    (packed * weights).sum().backward()
+    separate = F.scaled_dot_product_attention(q, k, v, causal=case["causal"], mask=mask)
+    (separate * weights).sum().backward()
+    np.testing.assert_array_equal(packed.data, separate.data)
+    for i, t in enumerate((q, k, v)):
+        np.testing.assert_allclose(qkv.grad[i], t.grad, rtol=1e-12, atol=1e-14)
+    assert gradcheck(lambda x: F.packed_attention(x, causal=case["causal"], mask=mask), qkv)
+    with pytest.raises(ValueError, match=r"stacked as \(3, ..., T, d\)"):
+        F.packed_attention(Tensor(np.zeros((2, 4, 3))))
+
+
+def test_causal_query_blocks_see_exactly_the_keys_up_to_their_last_position(monkeypatch):
+    monkeypatch.setattr(F, "ATTENTION_BLOCK", 2)
+    # 5 queries at positions 2..6 of 7 keys: the block of queries 0-1 ends at position 3
+    assert F._query_blocks(5, 7, causal=True) == [(0, 2, 4), (2, 4, 6), (4, 5, 7)]
+    assert F._query_blocks(5, 7, causal=False) == [(0, 5, 7)]
+    assert F._query_blocks(2, 7, causal=True) == [(0, 2, 7)]
 
 
 def test_attention_errors_are_clear():

@@ -216,6 +216,20 @@ def test_stored_leaf_gradients_do_not_alias_each_other():
     np.testing.assert_array_equal(y.grad, np.ones(3))
 
 
+def test_one_fresh_gradient_array_reaching_several_leaves_is_stored_once_and_copied_for_the_rest():
+    # the product makes a fresh array that owns its memory; the two adds hand that same array on
+    # to x, to s (whose gradient is retained) and through s to y and u. .grad takes an array
+    # without copying when it can, so at most one of them may hold it; the others need copies.
+    x, y, u = (Tensor(np.zeros(3), requires_grad=True) for _ in range(3))
+    s = (y + u).retain_grad()
+    ((x + s) * 1.0).backward(np.ones(3))
+    grads = [x.grad, s.grad, y.grad, u.grad]
+    for i, grad in enumerate(grads):
+        grad += 10.0 * (i + 1)  # as clipping would, in place
+    for i, grad in enumerate(grads):
+        np.testing.assert_array_equal(grad, np.full(3, 1.0 + 10.0 * (i + 1)))
+
+
 def test_stored_gradient_does_not_alias_the_gradient_passed_to_backward():
     x = Tensor(np.zeros((2, 2)), requires_grad=True)
     upstream = np.ones(4)

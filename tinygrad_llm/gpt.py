@@ -128,15 +128,16 @@ class MultiHeadAttention(Module):
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         qkv = self.qkv(x).reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        if kv is not None:
-            keys, values, start = kv
-            keys[:, :, start:start + T] = k.data
-            values[:, :, start:start + T] = v.data
-            k, v = Tensor(keys[:, :, :start + T]), Tensor(values[:, :, :start + T])  # (B, nh, start+T, hs)
         # a single query (one new token, with a cache) is the last position: it may see every key
-        y = F.scaled_dot_product_attention(q, k, v, causal=T > 1, mask=mask, dropout_p=self.dropout_p,
-                                           training=self.training, rng=self.rng)  # (B, nh, T, hs)
+        options = dict(causal=T > 1, mask=mask, dropout_p=self.dropout_p, training=self.training, rng=self.rng)
+        if kv is None:
+            y = F.packed_attention(qkv, **options)  # (B, nh, T, hs)
+        else:
+            keys, values, start = kv
+            keys[:, :, start:start + T] = qkv.data[1]
+            values[:, :, start:start + T] = qkv.data[2]
+            k, v = Tensor(keys[:, :, :start + T]), Tensor(values[:, :, :start + T])  # (B, nh, start+T, hs)
+            y = F.scaled_dot_product_attention(qkv[0], k, v, **options)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.proj(y))
 

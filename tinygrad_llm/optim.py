@@ -145,19 +145,25 @@ class Adam(Optimizer):
         state["step"] += 1
         t = int(state["step"])
         m, v = state["m"], state["v"]
+        # In place, through one scratch array: on large parameters the update's cost is passes
+        # over memory, so it makes as few as it can.
+        scratch = np.multiply(grad, 1 - beta1)
         m *= beta1
-        m += (1 - beta1) * grad
+        m += scratch
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - beta2
         v *= beta2
-        v += (1 - beta2) * np.square(grad)
+        v += scratch
         if decay and self.decoupled:
             p.data *= 1 - lr * decay  # AdamW: shrink the weights directly, outside the Adam ratio
-        # p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), arranged to allocate one temporary
-        denominator = np.sqrt(v)
-        denominator *= 1 / math.sqrt(1 - beta2 ** t)
-        denominator += eps
-        np.divide(m, denominator, out=denominator)
-        denominator *= lr / (1 - beta1 ** t)
-        p.data -= denominator
+        # p -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)
+        #    = lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps sqrt(1-b2^t))
+        root_correction = math.sqrt(1 - beta2 ** t)
+        np.sqrt(v, out=scratch)
+        scratch += eps * root_correction
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr * root_correction / (1 - beta1 ** t)
+        p.data -= scratch
 
 
 class AdamW(Adam):

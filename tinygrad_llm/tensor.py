@@ -314,17 +314,22 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has shape {self.shape}")
 
         grads: dict[int, np.ndarray] = {id(self): grad}
+        # careful: a gradient array may be shared (add hands the same array to both parents, a
+        # reshape hands on a view, and the caller owns ``grad``), and a stored .grad may later be
+        # updated in place (clipping does). So .grad takes an array as it is only if the array
+        # owns its memory and has not been seen before in this pass; else it gets a copy.
+        handed_out = {id(grad): grad}
         for node in reversed(self._topological_order()):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None or node._retains_grad:
-                # careful: g may be shared with other nodes (add hands the same array to both
-                # parents), so the stored gradient is a private copy that may be updated in place.
-                if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype)
-                else:
+                if node.grad is not None:
                     node.grad = node.grad + g
+                elif g.base is None and g.dtype == node.data.dtype and id(g) not in handed_out:
+                    node.grad = handed_out[id(g)] = g
+                else:
+                    node.grad = np.array(g, dtype=node.data.dtype)
                 if node._backward is None:
                     continue
             for parent, parent_grad in zip(node._parents, node._backward(g)):
@@ -664,31 +669,30 @@ class Tensor:
         that both agree in value and gradient.
         """
         x = self.data
-        c = np.sqrt(2.0 / np.pi).astype(x.dtype)
-        # Written with in-place updates of two buffers: on large activations the cost of GELU is
-        # memory traffic, not arithmetic, so fewer temporaries means a faster op.
+        c, a = float(np.sqrt(2.0 / np.pi)), 0.044715
+        # Written as in-place updates of few buffers, with the constants folded: on large
+        # activations GELU's cost is memory traffic, so every pass over the array counts.
         t = x * x
-        t *= 0.044715
-        t += 1
-        t *= x
-        t *= c
+        t *= c * a
+        t += c
+        t *= x  # u = x (c + c a x^2)
         np.tanh(t, out=t)  # t = tanh(u), kept for backward
-        out = t + 1
-        out *= x
-        out *= 0.5
+        out = t * x
+        out += x
+        out *= 0.5  # x/2 (1 + t)
 
         def backward(g):
+            # gelu'(x) = (1 + t)/2 + k (1 - t)(1 + t) = (1 + t) (1/2 + k (1 - t)),
+            # with k = x/2 c (1 + 3 a x^2) = x (c/2 + 3/2 c a x^2)
             d = x * x
-            d *= 3 * 0.044715
-            d += 1
-            d *= x
-            d *= 0.5 * c
-            s = t * t
-            np.subtract(1, s, out=s)
-            d *= s      # x/2 (1 - tanh^2) c (1 + 3 a x^2)
+            d *= 1.5 * c * a
+            d += 0.5 * c
+            d *= x  # k
+            s = np.subtract(1, t)
+            d *= s
             d += 0.5
-            s = np.multiply(t, 0.5, out=s)
-            d += s      # + (1 + tanh)/2
+            np.add(t, 1, out=s)
+            d *= s
             d *= g
             return (d,)
 
