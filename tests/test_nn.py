@@ -600,7 +600,7 @@ def _attention_inputs(case, seed=12):
     return q, k, v, mask
 
 
-@pytest.fixture(params=[64, 2], ids=["one-block", "blocks-of-2"])
+@pytest.fixture(params=[32, 2], ids=["one-block", "blocks-of-2"])
 def attention_block(request, monkeypatch):
     """Run a test with the default block of query rows, and with blocks of 2 so that the small
     cases go through the blocked causal path too."""
@@ -685,6 +685,12 @@ def test_causal_query_blocks_see_exactly_the_keys_up_to_their_last_position(monk
     assert F._query_blocks(5, 7, causal=True) == [(0, 2, 4), (2, 4, 6), (4, 5, 7)]
     assert F._query_blocks(5, 7, causal=False) == [(0, 5, 7)]
     assert F._query_blocks(2, 7, causal=True) == [(0, 2, 7)]
+    monkeypatch.setattr(F, "ATTENTION_BLOCK", 32)
+    # four blocks of a long sequence, or fewer of at least 32 rows
+    assert F._query_blocks(256, 256, causal=True) == [(0, 64, 64), (64, 128, 128), (128, 192, 192),
+                                                      (192, 256, 256)]
+    assert F._query_blocks(64, 64, causal=True) == [(0, 32, 32), (32, 64, 64)]
+    assert F._query_blocks(32, 40, causal=True) == [(0, 32, 40)]
 
 
 def test_attention_errors_are_clear():
