@@ -24,7 +24,8 @@ more matrix. We get there in five steps, each checked against the one before:
 
 Builds on: lesson 01 (Tensor, `functional.softmax`, `gradcheck`), lessons 02-03 (the course
 tokenizer, `random_batch`), lesson 04 (`Embedding`, `sinusoidal_positions`, `Linear`).
-Adds: `functional.causal_mask`, `functional.scaled_dot_product_attention` (fused) and
+Adds: `functional.causal_mask`, `functional.scaled_dot_product_attention` (fused),
+`functional.packed_attention` (the same for q, k and v stacked on one axis) and
 `scaled_dot_product_attention_composed` (reference), `functional.dropout`, `MultiHeadAttention`
 (configured by the attention fields of `GPTConfig`: d_model, n_head, dropout, bias; lesson 06 has
 the rest).
@@ -344,6 +345,17 @@ fused_seconds = seconds_per_pass(F.scaled_dot_product_attention)
 composed_seconds = seconds_per_pass(F.scaled_dot_product_attention_composed)
 print(f"attention on {TIMING_SHAPE} (B, nh, T, hs), forward + backward: fused {1e3 * fused_seconds:.1f} ms, "
       f"composed {1e3 * composed_seconds:.1f} ms ({composed_seconds / fused_seconds:.1f}x)")
+
+# Two more savings in the library. Under a causal mask, the queries of the first quarter of the
+# sequence see only the first quarter of the keys: the fused op goes through the queries in four
+# blocks, each against only the keys it may see, and skips 6 of the 16 (T/4, T/4) tiles of the
+# scores. And `MultiHeadAttention` hands the fused projection's output, q, k and v stacked on one
+# axis, to `functional.packed_attention`: the same numbers, with one gradient array for all
+# three, instead of three slices that each scatter their gradient into an array of the full size.
+packed_input = Tensor(np.stack([q5.data, k5.data, v5.data]))
+packed_vs_fused = float(np.abs(F.packed_attention(packed_input, causal=True).data - fused_out.data).max())
+print(f"packed_attention vs scaled_dot_product_attention on the same q, k, v: {packed_vs_fused:.1e}")
+assert packed_vs_fused == 0.0
 
 
 # %% [markdown]
