@@ -12,6 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
+from . import parallel
 from .nn import Module, Parameter
 
 
@@ -145,25 +146,39 @@ class Adam(Optimizer):
         state["step"] += 1
         t = int(state["step"])
         m, v = state["m"], state["v"]
-        # In place, through one scratch array: on large parameters the update's cost is passes
-        # over memory, so it makes as few as it can.
-        scratch = np.multiply(grad, 1 - beta1)
-        m *= beta1
-        m += scratch
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch
-        if decay and self.decoupled:
-            p.data *= 1 - lr * decay  # AdamW: shrink the weights directly, outside the Adam ratio
+        shrink = 1 - lr * decay if decay and self.decoupled else None  # AdamW: decay outside the ratio
         # p -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)
         #    = lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps sqrt(1-b2^t))
         root_correction = math.sqrt(1 - beta2 ** t)
-        np.sqrt(v, out=scratch)
-        scratch += eps * root_correction
-        np.divide(m, scratch, out=scratch)
-        scratch *= lr * root_correction / (1 - beta1 ** t)
-        p.data -= scratch
+        step_size = lr * root_correction / (1 - beta1 ** t)
+        eps_scaled = eps * root_correction
+        arrays = (p.data, np.asarray(grad, dtype=p.dtype), m, v)
+        if not all(a.flags.c_contiguous for a in arrays):  # parts must be views, not copies
+            _adam_part(*arrays, beta1, beta2, shrink, eps_scaled, step_size)
+            return
+        flat = [a.reshape(-1) for a in arrays]
+        # in place, through one scratch array per part, on every core: on large parameters the
+        # update's cost is passes over memory, so it makes as few as it can
+        parallel.in_parts(lambda part: _adam_part(*(a[part] for a in flat), beta1, beta2, shrink,
+                                                  eps_scaled, step_size), p.data.size)
+
+
+def _adam_part(param, grad, m, v, beta1, beta2, shrink, eps_scaled, step_size) -> None:
+    """One Adam update of (part of) a parameter, in place."""
+    scratch = np.multiply(grad, 1 - beta1)
+    m *= beta1
+    m += scratch
+    np.multiply(grad, grad, out=scratch)
+    scratch *= 1 - beta2
+    v *= beta2
+    v += scratch
+    if shrink is not None:
+        param *= shrink
+    np.sqrt(v, out=scratch)
+    scratch += eps_scaled
+    np.divide(m, scratch, out=scratch)
+    scratch *= step_size
+    param -= scratch
 
 
 class AdamW(Adam):

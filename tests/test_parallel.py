@@ -1,0 +1,89 @@
+"""Elementwise work split over threads: every element is covered once, and results do not
+depend on the number of threads."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tinygrad_llm import Tensor, parallel
+
+
+@pytest.fixture
+def restore_threads():
+    before = parallel.threads()
+    yield
+    parallel.set_threads(before)
+
+
+@pytest.mark.parametrize("size", [0, 1, parallel.PIECE - 1, parallel.PIECE + 1, parallel.MIN_PARALLEL + 12345])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_parts_cover_every_element_exactly_once(size, n_threads, restore_threads):
+    parallel.set_threads(n_threads)
+    counts = np.zeros(size, dtype=np.int64)
+    parts = []
+
+    def visit(part):
+        parts.append(part)
+        counts[part] += 1
+
+    parallel.in_parts(visit, size)
+    np.testing.assert_array_equal(counts, np.ones(size, dtype=np.int64))
+    assert all(p.stop - p.start <= parallel.PIECE for p in parts)
+
+
+def test_gelu_is_bitwise_the_same_with_one_thread_and_with_several(restore_threads):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, parallel.MIN_PARALLEL // 2 + 7), dtype=np.float32) * 3
+    g = rng.standard_normal(x.shape, dtype=np.float32)
+    results = []
+    for n in (1, 3):
+        parallel.set_threads(n)
+        t = Tensor(x, requires_grad=True)
+        y = t.gelu()
+        y.backward(g)
+        results.append((y.data, t.grad))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_gelu_of_a_non_contiguous_input_matches_the_contiguous_one():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 5))
+    strided = Tensor(x.T, requires_grad=True)  # a transposed view
+    contiguous = Tensor(np.ascontiguousarray(x.T), requires_grad=True)
+    for t in (strided, contiguous):
+        t.gelu().sum().backward()
+    np.testing.assert_array_equal(strided.gelu().data, contiguous.gelu().data)
+    np.testing.assert_array_equal(strided.grad, contiguous.grad)
+
+
+def test_an_error_in_a_part_reaches_the_caller(restore_threads):
+    parallel.set_threads(2)
+
+    def fail(part):
+        if part.start > 0:
+            raise RuntimeError("a part failed")
+
+    with pytest.raises(RuntimeError, match="a part failed"):
+        parallel.in_parts(fail, parallel.MIN_PARALLEL * 2)
+
+
+def test_set_threads_rejects_zero():
+    with pytest.raises(ValueError, match="at least 1 thread"):
+        parallel.set_threads(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_can_still_run_parts(restore_threads):
+    parallel.set_threads(2)
+    parallel.in_parts(lambda part: None, parallel.MIN_PARALLEL * 2)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if the work was done
+        total = np.zeros(1)
+        marks = np.zeros(parallel.MIN_PARALLEL * 2)
+        parallel.in_parts(lambda part: marks.__setitem__(part, 1.0), marks.size)
+        total[0] = marks.sum()
+        os._exit(0 if total[0] == marks.size else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
