@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .tensor import Tensor
 
 _GELU_C = float(np.sqrt(2.0 / np.pi))
@@ -472,8 +473,7 @@ def _attention(qd: np.ndarray, kd: np.ndarray, vd: np.ndarray, causal: bool, mas
             blocked = mask[..., s:e, :ke] if blocked is None else (blocked | mask[..., s:e, :ke])
         if blocked is not None:
             np.copyto(scores, -np.inf, where=blocked)  # blocked broadcasts over the leading axes
-        p = np.exp(_shifted_inplace(scores, "attention"))
-        p /= p.sum(axis=-1, keepdims=True)
+        p = _softmax_rows_inplace(scores, "attention")
         p_used = p
         if keep is not None:
             p_used = np.multiply(p, keep[..., s:e, :ke])
@@ -498,8 +498,9 @@ def _attention(qd: np.ndarray, kd: np.ndarray, vd: np.ndarray, causal: bool, mas
             # sum_j dP_ij P_ij = g_i . sum_j P'_ij v_j = g_i . out_i: a (Tq, d) product instead of
             # a (Tq, Tk) one (the same identity FlashAttention uses)
             ds = dp
-            ds -= np.einsum("...qd,...qd->...q", g_block, out[..., s:e, :])[..., None]
-            ds *= p  # dS / scale: the scale is applied to the smaller products below
+            row_sums = np.einsum("...qd,...qd->...q", g_block, out[..., s:e, :])
+            _subtract_rows_and_scale(ds, row_sums, p)  # dS / scale: the scale is applied to the
+            # smaller products below
             if dq is not None:
                 np.matmul(ds, kd[..., :ke, :], out=dq[..., s:e, :])
                 dq[..., s:e, :] *= scale
@@ -515,6 +516,38 @@ def _matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool) -> No
         out += a @ b
     else:
         np.matmul(a, b, out=out)
+
+
+def _softmax_rows_inplace(x: np.ndarray, op: str) -> np.ndarray:
+    """softmax over the last axis of ``x`` (a C-contiguous temporary we own), in place, over
+    parts of the rows on every core (``parallel.in_parts``)."""
+    x = np.ascontiguousarray(x)  # so that the rows below are a view
+    rows = x.reshape(-1, x.shape[-1])
+
+    def part(part):
+        block = rows[part]
+        _shifted_inplace(block, op)
+        np.exp(block, out=block)
+        block /= block.sum(axis=-1, keepdims=True)
+
+    parallel.in_parts(part, rows.shape[0], row_size=rows.shape[1])
+    return x
+
+
+def _subtract_rows_and_scale(ds: np.ndarray, row_values: np.ndarray, p: np.ndarray) -> None:
+    """ds = (ds - row_values[..., None]) * p, in place, over parts of the rows on every core."""
+    if not ds.flags.c_contiguous:  # the rows below would be a copy
+        ds -= row_values[..., None]
+        ds *= p
+        return
+    rows, values, weights = ds.reshape(-1, ds.shape[-1]), row_values.reshape(-1, 1), p.reshape(-1, p.shape[-1])
+
+    def part(part):
+        block = rows[part]
+        block -= values[part]
+        block *= weights[part]
+
+    parallel.in_parts(part, rows.shape[0], row_size=rows.shape[1])
 
 
 def _shifted_inplace(x: np.ndarray, op: str) -> np.ndarray:

@@ -41,28 +41,32 @@ def set_threads(n: int) -> None:
             _pool = None
 
 
-def _run_pieces(fn: Callable[[slice], None], start: int, stop: int) -> None:
-    for begin in range(start, stop, PIECE):
-        fn(slice(begin, min(begin + PIECE, stop)))
+def _run_pieces(fn: Callable[[slice], None], start: int, stop: int, piece: int) -> None:
+    for begin in range(start, stop, piece):
+        fn(slice(begin, min(begin + piece, stop)))
 
 
-def in_parts(fn: Callable[[slice], None], size: int) -> None:
+def in_parts(fn: Callable[[slice], None], size: int, row_size: int = 1) -> None:
     """Call ``fn(part)`` for slices covering ``range(size)``: split between the threads, each
-    going through its share piece by piece. ``fn`` must only write to its own part."""
+    going through its share piece by piece. ``fn`` must only write to its own part.
+
+    With ``row_size`` > 1 the indices are rows of that many elements each (e.g. for a softmax
+    over rows), and the pieces hold about ``PIECE`` elements' worth of whole rows."""
     global _pool
-    n = _threads if size >= MIN_PARALLEL else 1
+    piece = max(1, PIECE // row_size)
+    n = _threads if size * row_size >= MIN_PARALLEL else 1
     if n == 1:
-        _run_pieces(fn, 0, size)
+        _run_pieces(fn, 0, size, piece)
         return
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="tinygrad_llm")
         pool = _pool
     # shares rounded to whole pieces, the caller's thread taking the first
-    pieces = -(-size // PIECE)
-    bounds = [min(size, (pieces * i // n) * PIECE) for i in range(n + 1)]
-    futures = [pool.submit(_run_pieces, fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
-    _run_pieces(fn, bounds[0], bounds[1])
+    pieces = -(-size // piece)
+    bounds = [min(size, (pieces * i // n) * piece) for i in range(n + 1)]
+    futures = [pool.submit(_run_pieces, fn, bounds[i], bounds[i + 1], piece) for i in range(1, n)]
+    _run_pieces(fn, bounds[0], bounds[1], piece)
     for future in futures:
         future.result()
 
