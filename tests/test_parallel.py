@@ -140,3 +140,20 @@ def test_a_fully_masked_row_is_reported_from_a_worker_thread_too(restore_threads
     mask[-1, ..., 0] = True  # the last sequence's first query sees nothing: a row in the last part
     with pytest.raises(ValueError, match="entirely -inf"):
         F.scaled_dot_product_attention(q, q, q, causal=True, mask=mask)
+
+
+def test_layer_norm_is_bitwise_the_same_with_one_thread_and_with_several(restore_threads):
+    from tinygrad_llm import functional as F
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 300, 384), dtype=np.float32) * 2 + 1  # 4 x 300 x 384 > MIN_PARALLEL
+    w, b = rng.standard_normal(384, dtype=np.float32), rng.standard_normal(384, dtype=np.float32)
+    g = rng.standard_normal(x.shape, dtype=np.float32)
+    results = []
+    for n in (1, 3):
+        parallel.set_threads(n)
+        tensors = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+        y = F.layer_norm(*tensors)
+        y.backward(g)
+        results.append([y.data] + [t.grad for t in tensors])
+    for one, several in zip(*results):
+        np.testing.assert_array_equal(one, several)

@@ -207,35 +207,54 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
         if p is not None and p.dtype != x.dtype:
             raise TypeError(f"layer_norm: dtype mismatch between input {x.dtype} and {name} {p.dtype} "
                             f"(Tensors are never upcast silently)")
-    # the row means as a matrix-vector product, and the variances as row dot products (einsum):
-    # neither makes a temporary of x's size, and the product runs on every BLAS thread
+    # The row means as a matrix-vector product (on every BLAS thread), the variances as row dot
+    # products (einsum): neither makes a temporary of x's size. The elementwise steps run over
+    # parts of the rows on every core (``parallel.in_parts``).
     a2 = a.reshape(-1, n)
-    mean = (a2 @ np.full(n, 1.0 / n, dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
-    xhat = a - mean  # centred, then scaled in place below
-    rstd = np.einsum("...i,...i->...", xhat, xhat)[..., None]  # n var
-    rstd *= 1.0 / n
-    rstd += eps
-    np.sqrt(rstd, out=rstd)
-    np.divide(1.0, rstd, out=rstd)
-    xhat *= rstd
-    out = xhat if weight is None else xhat * weight.data
-    if bias is not None:
-        out = out + bias.data if weight is None else np.add(out, bias.data, out=out)
+    mean = a2 @ np.full(n, 1.0 / n, dtype=a.dtype)  # (N,)
+    xhat = np.empty(a2.shape, dtype=a.dtype)  # centred, then scaled in place
+    rstd = np.empty((a2.shape[0], 1), dtype=a.dtype)
+    out = xhat if weight is None and bias is None else np.empty_like(xhat)
+
+    def forward_part(part):
+        xh, r, o = xhat[part], rstd[part], out[part]
+        np.subtract(a2[part], mean[part, None], out=xh)
+        np.einsum("ij,ij->i", xh, xh, out=r[:, 0])  # n var
+        r *= 1.0 / n
+        r += eps
+        np.sqrt(r, out=r)
+        np.divide(1.0, r, out=r)
+        xh *= r
+        if weight is not None:
+            np.multiply(xh, weight.data, out=o)
+        if bias is not None:
+            np.add(o if weight is not None else xh, bias.data, out=o)
+
+    parallel.in_parts(forward_part, a2.shape[0], row_size=n)
+    out = out.reshape(a.shape)
     parents = tuple(t for t in (x, weight, bias) if t is not None)
 
     def backward(g):
-        g2, xhat2 = g.reshape(-1, n), xhat.reshape(-1, n)  # (N, n)
+        g2 = g.reshape(-1, n)  # (N, n)
         w = weight.data if weight is not None else np.ones(n, dtype=a.dtype)
-        gx = g2 * xhat2  # g * xhat: gives dweight, and with w the second row mean below
+        gx = np.empty(g2.shape, dtype=np.result_type(g2, xhat))  # g * xhat: gives dweight, and
+        # with w the second row mean below
+        parallel.in_parts(lambda part: np.multiply(g2[part], xhat[part], out=gx[part]), g2.shape[0], row_size=n)
         grads = []
         if x.requires_grad:
             # the row means of dxhat = g w and of dxhat * xhat, as matrix-vector products
             mean_dxhat = (g2 @ w)[:, None] * (1.0 / n)  # (N, 1)
             mean_dxhat_xhat = (gx @ w)[:, None] * (1.0 / n)  # (N, 1)
-            dx = g2 * w
-            dx -= mean_dxhat
-            dx -= xhat2 * mean_dxhat_xhat
-            dx *= rstd.reshape(-1, 1)
+            dx = np.empty(g2.shape, dtype=gx.dtype)
+
+            def backward_part(part):
+                d = dx[part]
+                np.multiply(g2[part], w, out=d)
+                d -= mean_dxhat[part]
+                d -= xhat[part] * mean_dxhat_xhat[part]
+                d *= rstd[part]
+
+            parallel.in_parts(backward_part, g2.shape[0], row_size=n)
             grads.append(dx.reshape(a.shape))
         else:
             grads.append(None)
