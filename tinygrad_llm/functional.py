@@ -516,10 +516,10 @@ def _attention(qd: np.ndarray, kd: np.ndarray, vd: np.ndarray, causal: bool, mas
                 dp *= keep_scale
             # sum_j dP_ij P_ij = g_i . sum_j P'_ij v_j = g_i . out_i: a (Tq, d) product instead of
             # a (Tq, Tk) one (the same identity FlashAttention uses)
-            ds = dp
             row_sums = np.einsum("...qd,...qd->...q", g_block, out[..., s:e, :])
-            _subtract_rows_and_scale(ds, row_sums, p)  # dS / scale: the scale is applied to the
-            # smaller products below
+            # dS / scale = P (dP - row sums), in place; the scale goes to the smaller products below
+            _subtract_rows_and_scale(dp, row_sums, p)
+            ds = dp
             if dq is not None:
                 np.matmul(ds, kd[..., :ke, :], out=dq[..., s:e, :])
                 dq[..., s:e, :] *= scale
