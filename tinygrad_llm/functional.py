@@ -27,13 +27,18 @@ def _reduction_axis(x: Tensor, axis: int) -> int:
     return axis % x.ndim
 
 
-def _shifted(x: np.ndarray, axis: int, op: str) -> np.ndarray:
-    """x - max(x): softmax is unchanged by a shift, and after it exp() cannot overflow."""
+def _row_peak(x: np.ndarray, axis: int, op: str) -> np.ndarray:
+    """max(x) along ``axis`` (kept), or a clear error for a row that is entirely -inf."""
     peak = x.max(axis=axis, keepdims=True)
     if np.isneginf(peak).any():
         raise ValueError(f"{op}: a row is entirely -inf (every position masked), so it has no "
                          f"probability distribution")
-    return x - peak
+    return peak
+
+
+def _shifted(x: np.ndarray, axis: int, op: str) -> np.ndarray:
+    """x - max(x): softmax is unchanged by a shift, and after it exp() cannot overflow."""
+    return x - _row_peak(x, axis, op)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -538,14 +543,14 @@ def _matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool) -> No
 
 
 def _softmax_rows_inplace(x: np.ndarray, op: str) -> np.ndarray:
-    """softmax over the last axis of ``x`` (a C-contiguous temporary we own), in place, over
-    parts of the rows on every core (``parallel.in_parts``)."""
+    """softmax over the last axis of ``x`` (a temporary we own, overwritten), over parts of the
+    rows on every core (``parallel.in_parts``)."""
     x = np.ascontiguousarray(x)  # so that the rows below are a view
     rows = x.reshape(-1, x.shape[-1])
 
     def part(part):
         block = rows[part]
-        _shifted_inplace(block, op)
+        block -= _row_peak(block, -1, op)
         np.exp(block, out=block)
         block /= block.sum(axis=-1, keepdims=True)
 
@@ -567,16 +572,6 @@ def _subtract_rows_and_scale(ds: np.ndarray, row_values: np.ndarray, p: np.ndarr
         block *= weights[part]
 
     parallel.in_parts(part, rows.shape[0], row_size=rows.shape[1])
-
-
-def _shifted_inplace(x: np.ndarray, op: str) -> np.ndarray:
-    """``x -= max(x)`` along the last axis, in place (x is a temporary we own)."""
-    peak = x.max(axis=-1, keepdims=True)
-    if np.isneginf(peak).any():
-        raise ValueError(f"{op}: a row is entirely -inf (every position masked), so it has no "
-                         f"probability distribution")
-    x -= peak
-    return x
 
 
 def scaled_dot_product_attention_composed(q: Tensor, k: Tensor, v: Tensor, causal: bool = True,
