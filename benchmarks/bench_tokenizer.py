@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tinygrad_llm.bpe import BPETokenizer  # noqa: E402
+from tinygrad_llm.text.bpe import BPETokenizer  # noqa: E402
 
 EOT = "<|endoftext|>"
 

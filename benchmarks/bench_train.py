@@ -52,7 +52,7 @@ def _timed(fn) -> float:
 def worker(name: str, impl: str, steps: int, warmup: int) -> dict:
     """Run ``steps`` timed training steps of one config in this process."""
     from tinygrad_llm import GPT, AdamW, GPTConfig
-    from tinygrad_llm.model_stats import training_flops
+    from tinygrad_llm.scale.memory import training_flops
 
     settings, batch_size = CONFIGS[name]
     config = GPTConfig(**settings)

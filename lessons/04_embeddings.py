@@ -22,7 +22,7 @@ in similar places (true and false, left and right) end up pointing in similar di
 
 Builds on: lesson 01 (Tensor, backward, `functional.cross_entropy`), lesson 02 (`WordTokenizer`,
 the course tokenizer), lesson 03 (`load_documents`, `course_tokenizer`).
-Adds: `Module`, `Embedding`, `Linear`, `SGD` and `Adam` (from `tinygrad_llm.optim`; lesson 07 adds
+Adds: `Module`, `Embedding`, `Linear`, `SGD` and `Adam` (from `tinygrad_llm.train.optim`; lesson 07 adds
 AdamW and its schedule), `sinusoidal_positions`.
 
 Run: python lessons/04_embeddings.py           (about 6 seconds on 2 cores)

@@ -22,7 +22,7 @@ Builds on: lesson 01 (Tensor, `functional.layer_norm`, `gelu`), lessons 02-03 (t
 tokenizer, the corpus as tokens, `random_batch`), lesson 04 (`Embedding`, positions), lesson 05
 (`MultiHeadAttention`).
 Adds: `LayerNorm`, `MLP`, `TransformerBlock`, `GPT`, `GPTConfig` (all fields, `gpt2()`), and
-`tinygrad_llm.model_stats` (`parameter_counts`, `memory_table`, `format_bytes`).
+`tinygrad_llm.scale.memory` (`parameter_counts`, `memory_table`, `format_bytes`).
 
 Run: python lessons/06_gpt_model.py           (a few seconds on 2 cores)
      python lessons/06_gpt_model.py --quick   (a few seconds)
@@ -38,7 +38,7 @@ from tinygrad_llm import (GPT, MLP, GPTConfig, LayerNorm, Module, ModuleList, Te
                           TransformerBlock, no_grad, prepare_corpus, random_batch)
 from tinygrad_llm import functional as F
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.model_stats import format_bytes, memory_table, parameter_counts
+from tinygrad_llm.scale.memory import format_bytes, memory_table, parameter_counts
 
 SEED = 6
 QUICK = quick_mode()

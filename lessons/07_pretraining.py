@@ -35,7 +35,7 @@ import numpy as np
 
 from tinygrad_llm import GPT, Trainer, generate, perplexity, prepare_corpus
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.training import (course_checkpoint_path, course_model_config, course_train_config,
+from tinygrad_llm.train.trainer import (course_checkpoint_path, course_model_config, course_train_config,
                                    load_model)
 
 # %% Settings: the course recipe (quick mode shrinks everything for smoke tests)

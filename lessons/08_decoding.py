@@ -40,9 +40,9 @@ import numpy as np
 
 from tinygrad_llm import generate, no_grad, prepare_corpus
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.generation import apply_repetition_penalty, beam_search, next_token_distribution
-from tinygrad_llm.gpt import KVCache
-from tinygrad_llm.training import course_model
+from tinygrad_llm.model.generation import apply_repetition_penalty, beam_search, next_token_distribution
+from tinygrad_llm.model.gpt import KVCache
+from tinygrad_llm.train.trainer import course_model
 
 # %% Settings (quick mode shrinks the lengths for smoke tests)
 SEED = 8

@@ -25,7 +25,7 @@ r the references'. A classifier is scored by accuracy and, class by class, by a 
 All of them reward surface agreement; none of them knows what the text means.
 
 **Builds on:** lessons 07-08 (the pretrained course model, `perplexity`, `generate`).
-**Adds:** `tinygrad_llm.metrics`: `rouge_tokenize`, `rouge_n`, `rouge_l`, `rouge`, `mean_rouge`,
+**Adds:** `tinygrad_llm.evaluate.metrics`: `rouge_tokenize`, `rouge_n`, `rouge_l`, `rouge`, `mean_rouge`,
 `RougeScore`, `bleu_tokenize`, `corpus_bleu`, `sentence_bleu`, `BleuScore`, `ngram_counts`,
 `lcs_length`, `accuracy`, `confusion_matrix`, `precision_recall_f1`, `macro_f1`.
 
@@ -42,11 +42,11 @@ import numpy as np
 
 from tinygrad_llm import generate, no_grad, perplexity, prepare_corpus
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.evaluation import sliding_windows, token_nll
-from tinygrad_llm.metrics import (accuracy, bleu_tokenize, confusion_matrix, corpus_bleu, lcs_length,
+from tinygrad_llm.evaluate.perplexity import sliding_windows, token_nll
+from tinygrad_llm.evaluate.metrics import (accuracy, bleu_tokenize, confusion_matrix, corpus_bleu, lcs_length,
                                   macro_f1, mean_rouge, precision_recall_f1, rouge, rouge_tokenize,
                                   sentence_bleu)
-from tinygrad_llm.training import course_model
+from tinygrad_llm.train.trainer import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

@@ -27,10 +27,10 @@ and bag-of-words logistic regression.
 
 **Builds on:** lessons 07-09 (the pretrained course model, `no_grad`, `accuracy`,
 `confusion_matrix`).
-**Adds:** `tinygrad_llm.tasks`: `topic_classification_task`, `ClassificationTask`,
+**Adds:** `tinygrad_llm.finetune.topic_task`: `topic_classification_task`, `ClassificationTask`,
 `ClassificationSplit`, `select_topics`, `passage_starts`, `best_keyword_rule`, `KeywordRule`,
 `majority_class`, `words`, `word_vocabulary`, `bag_of_words`, `SoftmaxRegression`;
-`tinygrad_llm.classification`: `GPTClassifier`, `ClassifierHead`, `pool`, `pad_batch`,
+`tinygrad_llm.finetune.classifier`: `GPTClassifier`, `ClassifierHead`, `pool`, `pad_batch`,
 `padding_attention_mask`, `freeze`, `extract_features`, `predict_logits`, `train_classifier`,
 `FineTuneConfig`, `FineTuneHistory`, `gradient_bytes`, `saved_activation_bytes`, `peak_memory`,
 `optimizer_state_bytes`.
@@ -48,15 +48,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import GPT, functional as F
-from tinygrad_llm.classification import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
+from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
                                          freeze, gradient_bytes, peak_memory, predict_logits,
                                          saved_activation_bytes, train_classifier)
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.metrics import accuracy, confusion_matrix, macro_f1
-from tinygrad_llm.model_stats import format_bytes
-from tinygrad_llm.tasks import (SoftmaxRegression, bag_of_words, best_keyword_rule, majority_class,
+from tinygrad_llm.evaluate.metrics import accuracy, confusion_matrix, macro_f1
+from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.finetune.topic_task import (SoftmaxRegression, bag_of_words, best_keyword_rule, majority_class,
                                 topic_classification_task, word_vocabulary)
-from tinygrad_llm.training import course_model
+from tinygrad_llm.train.trainer import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

@@ -29,10 +29,10 @@ instruction task: accuracy, trainable parameters, AdamW state and seconds per st
 
 **Builds on:** lessons 10 (the classification task, `GPTClassifier`, `train_classifier`) and 11
 (the instruction data, `InstructionTrainer`, exact match and ROUGE-L).
-**Adds:** `tinygrad_llm.peft`: `LoRALinear`, `LoRAAdapter`, `apply_lora`, `add_adapter`,
+**Adds:** `tinygrad_llm.finetune.lora`: `LoRALinear`, `LoRAAdapter`, `apply_lora`, `add_adapter`,
 `set_active_adapter`, `active_adapter`, `adapter_names`, `lora_layers`, `merge_lora`,
 `unmerge_lora`, `unload_lora`, `save_lora`, `load_lora`, `base_fingerprint`;
-`tinygrad_llm.adapters`: `PromptTunedGPT`, `BottleneckAdapter`, `apply_bottleneck_adapters`,
+`tinygrad_llm.finetune.adapters`: `PromptTunedGPT`, `BottleneckAdapter`, `apply_bottleneck_adapters`,
 `remove_bottleneck_adapters`, `finetune_cost`, `FinetuneCost`, `trainable_parameters`,
 `trainable_parameter_count`, `trainable_percentage`.
 
@@ -48,23 +48,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import GPT, Linear, Module, Tensor, no_grad, prepare_corpus
-from tinygrad_llm.adapters import (PromptTunedGPT, apply_bottleneck_adapters, finetune_cost,
+from tinygrad_llm.finetune.adapters import (PromptTunedGPT, apply_bottleneck_adapters, finetune_cost,
                                    trainable_parameter_count)
-from tinygrad_llm.checkpoint import CheckpointError, save_safetensors
-from tinygrad_llm.classification import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
+from tinygrad_llm.model.state import CheckpointError, save_safetensors
+from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
                                          freeze, optimizer_state_bytes, pool, predict_logits,
                                          train_classifier)
-from tinygrad_llm.corpus import embedded_documents
+from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
-from tinygrad_llm.instruct import (INSTRUCTIONS, InstructConfig, InstructionTrainer, PromptTemplate,
+from tinygrad_llm.finetune.instruct import (INSTRUCTIONS, InstructConfig, InstructionTrainer, PromptTemplate,
                                    build_instruction_data, collate, encode_examples, evaluate_responses,
                                    response_loss, validation_topics)
-from tinygrad_llm.metrics import accuracy
-from tinygrad_llm.model_stats import format_bytes
-from tinygrad_llm.peft import (LoRALinear, active_adapter, adapter_names, apply_lora, base_fingerprint,
+from tinygrad_llm.evaluate.metrics import accuracy
+from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.finetune.lora import (LoRALinear, active_adapter, adapter_names, apply_lora, base_fingerprint,
                                load_lora, merge_lora, save_lora, set_active_adapter, unmerge_lora)
-from tinygrad_llm.tasks import majority_class, topic_classification_task
-from tinygrad_llm.training import course_model
+from tinygrad_llm.finetune.topic_task import majority_class, topic_classification_task
+from tinygrad_llm.train.trainer import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

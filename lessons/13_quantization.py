@@ -23,14 +23,14 @@ memory while the adapters train.
 
 **Builds on:** lesson 07 (the course model, `Trainer`), 09 (`perplexity`), 08 (`generate`) and
 12 (`apply_lora`).
-**Adds:** `tinygrad_llm.quantize`: `QuantScheme`, `QuantizedTensor`, `quantize`, `dequantize`,
+**Adds:** `tinygrad_llm.compress.quantize`: `QuantScheme`, `QuantizedTensor`, `quantize`, `dequantize`,
 `pack_int4`, `unpack_int4`, `QuantizedLinear`, `QuantizedEmbedding`, `quantize_model`,
-`weight_arrays`, `weight_bytes`, `model_bytes`; `tinygrad_llm.calibration`: `calibrate`,
-`ActivationStats`; `tinygrad_llm.quantized_checkpoint`: `save_quantized`, `load_quantized`;
-`tinygrad_llm.qat`: `fake_quantize`, `QATLinear`, `QATEmbedding`,
-`prepare_qat`, `convert_qat`; `tinygrad_llm.lowprec`: `FORMATS`, `float32_to_bfloat16_bits`,
+`weight_arrays`, `weight_bytes`, `model_bytes`; `tinygrad_llm.compress.calibration`: `calibrate`,
+`ActivationStats`; `tinygrad_llm.compress.quantized_state`: `save_quantized`, `load_quantized`;
+`tinygrad_llm.compress.qat`: `fake_quantize`, `QATLinear`, `QATEmbedding`,
+`prepare_qat`, `convert_qat`; `tinygrad_llm.compress.lowprec`: `FORMATS`, `float32_to_bfloat16_bits`,
 `round_to_bfloat16`, `round_to_float16`, `range_report`, `round_parameters_`;
-`tinygrad_llm.qlora`: `apply_qlora`, `finetune_memory`.
+`tinygrad_llm.compress.qlora`: `apply_qlora`, `finetune_memory`.
 
 **Run:** `python lessons/13_quantization.py` (about 2 minutes on 2 cores with lesson 07's
 checkpoint) or `--quick` (a few seconds).
@@ -46,18 +46,18 @@ import numpy as np
 from tinygrad_llm import (GPT, AdamW, clip_grad_norm_, cosine_schedule, generate, no_grad, perplexity,
                           prepare_corpus, random_batch)
 from tinygrad_llm import functional as F
-from tinygrad_llm.calibration import calibrate
-from tinygrad_llm.checkpoint import CheckpointError, load_safetensors, save_safetensors
+from tinygrad_llm.compress.calibration import calibrate
+from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
-from tinygrad_llm.lowprec import FORMATS, float32_to_bfloat16_bits, range_report, round_parameters_, round_to
-from tinygrad_llm.model_stats import format_bytes
-from tinygrad_llm.peft import apply_lora
-from tinygrad_llm.qat import convert_qat, prepare_qat
-from tinygrad_llm.qlora import apply_qlora, finetune_memory
-from tinygrad_llm.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, pack_int4, quantize,
+from tinygrad_llm.compress.lowprec import FORMATS, float32_to_bfloat16_bits, range_report, round_parameters_, round_to
+from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.finetune.lora import apply_lora
+from tinygrad_llm.compress.qat import convert_qat, prepare_qat
+from tinygrad_llm.compress.qlora import apply_qlora, finetune_memory
+from tinygrad_llm.compress.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, pack_int4, quantize,
                                    quantize_model, unpack_int4, weight_arrays, weight_bytes)
-from tinygrad_llm.quantized_checkpoint import load_quantized, save_quantized
-from tinygrad_llm.training import TrainConfig, Trainer, course_model
+from tinygrad_llm.compress.quantized_state import load_quantized, save_quantized
+from tinygrad_llm.train.trainer import TrainConfig, Trainer, course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

@@ -22,7 +22,7 @@ matrices: less memory and less work, with no sparse format at all.
 
 **Builds on:** lesson 07 (the course model, `Trainer`, `TrainConfig`, AdamW, safetensors
 checkpoints), lesson 09 (`perplexity`) and lesson 08 (`generate`).
-**Adds:** `tinygrad_llm.pruning`: `magnitude_masks`, `magnitude_prune`, `PruningMask`,
+**Adds:** `tinygrad_llm.compress.pruning`: `magnitude_masks`, `magnitude_prune`, `PruningMask`,
 `prunable_weights`, `check_sparsity`, `MaskedOptimizer`, `hold_mask`, `finetune_pruned`,
 `sparsity_schedule`, `iterative_prune`, `head_scores`, `neuron_scores`, `lowest_scores`,
 `mask_heads`, `mask_neurons`, `shrink_heads`, `shrink_neurons`, `PrunedAttention`,
@@ -40,17 +40,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import GPT, AdamW, Linear, no_grad, perplexity, prepare_corpus
-from tinygrad_llm.checkpoint import save_safetensors
+from tinygrad_llm.model.state import save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
-from tinygrad_llm.data import random_batch
-from tinygrad_llm.generation import generate
-from tinygrad_llm.model_stats import format_bytes
-from tinygrad_llm.optim import weight_decay_groups
-from tinygrad_llm.pruning import (DEFAULT_TARGETS, MaskedOptimizer, break_even_sparsity, finetune_pruned,
+from tinygrad_llm.text.data import random_batch
+from tinygrad_llm.model.generation import generate
+from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.train.optim import weight_decay_groups
+from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, break_even_sparsity, finetune_pruned,
                                   head_scores, iterative_prune, load_sparse, magnitude_masks,
                                   magnitude_prune, neuron_scores, prunable_weights, prune_structured,
                                   save_sparse, storage_bytes)
-from tinygrad_llm.training import TrainConfig, course_model
+from tinygrad_llm.train.trainer import TrainConfig, course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

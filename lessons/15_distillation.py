@@ -26,7 +26,7 @@ T = 1 and at T = 2, and compare them with the teacher on bytes, perplexity and s
 
 **Builds on:** lesson 07 (the course model as teacher, `Trainer`, `TrainConfig`), lessons 08 and
 09 (`generate` with a KV cache, `perplexity`).
-**Adds:** `tinygrad_llm.distill`: `kl_div_with_temperature` (fused, with its composed reference
+**Adds:** `tinygrad_llm.compress.distill`: `kl_div_with_temperature` (fused, with its composed reference
 `kl_div_with_temperature_composed`), `distillation_loss`, `distillation_terms`, `Distiller`,
 `teacher_logits`, `estimate_kl`, `check_temperature`, `check_alpha`.
 
@@ -44,13 +44,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import GPT, Tensor, TrainConfig, Trainer, gradcheck, perplexity, prepare_corpus
-from tinygrad_llm.checkpoint import save_safetensors
+from tinygrad_llm.model.state import save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
-from tinygrad_llm.distill import (Distiller, estimate_kl, kl_div_with_temperature,
+from tinygrad_llm.compress.distill import (Distiller, estimate_kl, kl_div_with_temperature,
                                   kl_div_with_temperature_composed, teacher_logits)
-from tinygrad_llm.generation import generate
-from tinygrad_llm.model_stats import format_bytes
-from tinygrad_llm.training import course_model, estimate_loss
+from tinygrad_llm.model.generation import generate
+from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.train.trainer import course_model, estimate_loss
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

@@ -186,7 +186,7 @@ def torch_cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 
 
 # ----------------------------------------------------------------------------------------------
-# The ops of tinygrad_llm.tensor
+# The ops of tinygrad_llm.core.tensor
 
 OP_CASES = [
     # --- arithmetic, with broadcasting, numbers and NumPy constants on either side
@@ -387,7 +387,7 @@ OP_CASES = [
 
 
 # ----------------------------------------------------------------------------------------------
-# The fused ops of tinygrad_llm.functional, each with its composed reference
+# The fused ops of tinygrad_llm.core.functional, each with its composed reference
 
 FUNCTIONAL_CASES = [
     Case("softmax_last_axis", lambda x: F.softmax(x), [normal(3, 5)], numpy=np_softmax,

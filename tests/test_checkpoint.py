@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from tinygrad_llm.checkpoint import (CheckpointError, bfloat16_to_float32, load_safetensors,
+from tinygrad_llm.model.state import (CheckpointError, bfloat16_to_float32, load_safetensors,
                                      read_safetensors_header, save_safetensors)
 
 DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,

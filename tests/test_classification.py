@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, GPTConfig, CharTokenizer, functional as F
-from tinygrad_llm.classification import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
+from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
                                          freeze, gradient_bytes, pad_batch, padding_attention_mask,
                                          peak_memory, pool, predict_logits, saved_activation_bytes,
                                          train_classifier)
-from tinygrad_llm.corpus import Document, embedded_documents
-from tinygrad_llm.gradcheck import gradcheck
-from tinygrad_llm.tasks import (SPLITS, KeywordRule, SoftmaxRegression, bag_of_words, best_keyword_rule,
+from tinygrad_llm.text.corpus import Document, embedded_documents
+from tinygrad_llm.core.gradcheck import gradcheck
+from tinygrad_llm.finetune.topic_task import (SPLITS, KeywordRule, SoftmaxRegression, bag_of_words, best_keyword_rule,
                                 majority_class, passage_starts, select_topics, topic_classification_task,
                                 word_vocabulary, words)
-from tinygrad_llm.tensor import Tensor
+from tinygrad_llm.core.tensor import Tensor
 
 # ----------------------------------------------------------------------------------------------
 # The task

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, BPETokenizer, GPTConfig, export_gpt2, perplexity
-from tinygrad_llm.checkpoint import load_safetensors
+from tinygrad_llm.model.state import load_safetensors
 from tinygrad_llm.cli import main
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -140,7 +140,7 @@ def test_eval_reports_the_perplexity_of_the_library(capsys, trained, tmp_path):
     text = tmp_path / "held_out.txt"
     text.write_text(corpus_text(20), encoding="utf-8")
     code, out, _ = run(capsys, "eval", "--checkpoint", checkpoint, text, "--stride", "8")
-    from tinygrad_llm.training import load_model
+    from tinygrad_llm.train.trainer import load_model
     model, _ = load_model(checkpoint)
     tokens = BPETokenizer.load(checkpoint.parent / "model.tokenizer.json").encode(text.read_text())
     assert code == 0 and f"perplexity {perplexity(model, np.array(tokens), stride=8):.2f}" in out

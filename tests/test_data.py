@@ -11,8 +11,8 @@ import pytest
 
 from tinygrad_llm import (DataLoader, Document, SlidingWindowDataset, corpus_text, course_tokenizer,
                           load_documents, prepare_corpus, random_batch, train_val_split)
-from tinygrad_llm.corpus import ENDOFTEXT, split_documents
-from tinygrad_llm.data import token_dtype
+from tinygrad_llm.text.corpus import ENDOFTEXT, split_documents
+from tinygrad_llm.text.data import token_dtype
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CORPUS = ROOT / "data" / "tiny_corpus.txt"

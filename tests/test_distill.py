@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, GPTConfig, Tensor, Trainer, TrainConfig, distill, gradcheck
+from tinygrad_llm import GPT, GPTConfig, Tensor, Trainer, TrainConfig, gradcheck
+from tinygrad_llm.compress import distill
 from tinygrad_llm import functional as F
-from tinygrad_llm.distill import (Distiller, distillation_loss, distillation_terms, estimate_kl,
+from tinygrad_llm.compress.distill import (Distiller, distillation_loss, distillation_terms, estimate_kl,
                                   kl_div_with_temperature, kl_div_with_temperature_composed, teacher_logits)
 
 CONFIG = GPTConfig(vocab_size=40, context_length=12, d_model=16, n_layer=2, n_head=2)

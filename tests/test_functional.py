@@ -1,4 +1,4 @@
-"""tinygrad_llm.functional: each fused op equals its composed reference, plus the edge cases that
+"""tinygrad_llm.core.functional: each fused op equals its composed reference, plus the edge cases that
 make or break training (huge logits, -inf masks, ignored targets) and dropout."""
 
 from __future__ import annotations

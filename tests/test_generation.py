@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, GPTConfig, Module, Tensor, is_grad_enabled, no_grad
-from tinygrad_llm.generation import (Beam, apply_repetition_penalty, beam_search, generate,
+from tinygrad_llm.model.generation import (Beam, apply_repetition_penalty, beam_search, generate,
                                      next_token_distribution, sample_from)
-from tinygrad_llm.gpt import KVCache
+from tinygrad_llm.model.gpt import KVCache
 
 TINY = GPTConfig(vocab_size=11, context_length=12, d_model=16, n_layer=2, n_head=2)
 
@@ -520,7 +520,7 @@ def test_beam_search_rejects_bad_settings_clearly(kwargs, error, message):
 def test_the_docstring_examples_run():
     import doctest
 
-    from tinygrad_llm import generation
+    from tinygrad_llm.model import generation
 
     result = doctest.testmod(generation)
     assert result.attempted >= 2 and result.failed == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, BPETokenizer, CheckpointError, GPTConfig, export_gpt2, load_gpt2
-from tinygrad_llm.checkpoint import load_safetensors, save_safetensors
+from tinygrad_llm.model.state import load_safetensors, save_safetensors
 
 SIZES = dict(vocab_size=61, n_positions=16, n_embd=24, n_layer=2, n_head=3)
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, GPTConfig, BPETokenizer, Tensor, functional as F
-from tinygrad_llm import instruct
-from tinygrad_llm.corpus import Document, corpus_text, embedded_documents
-from tinygrad_llm.data import encode_documents
-from tinygrad_llm.instruct import (
+from tinygrad_llm.finetune import instruct
+from tinygrad_llm.text.corpus import Document, corpus_text, embedded_documents
+from tinygrad_llm.text.data import encode_documents
+from tinygrad_llm.finetune.instruct import (
     DEFAULT_TEMPLATE, IGNORE_INDEX, EncodedExample, InstructConfig, InstructionExample,
     InstructionTrainer, PromptTemplate, PromptTooLongError, ResponseEvaluation, build_instruction_data,
     collate, corpus_passages, encode_example, encode_examples, exact_match, generate_responses,

@@ -8,9 +8,10 @@ import doctest
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, GPTConfig, lowprec
-from tinygrad_llm.checkpoint import bfloat16_to_float32
-from tinygrad_llm.lowprec import (FORMATS, float32_to_bfloat16_bits, range_report, round_parameters_, round_to,
+from tinygrad_llm import GPT, GPTConfig
+from tinygrad_llm.compress import lowprec
+from tinygrad_llm.model.state import bfloat16_to_float32
+from tinygrad_llm.compress.lowprec import (FORMATS, float32_to_bfloat16_bits, range_report, round_parameters_, round_to,
                                   round_to_bfloat16, round_to_float16)
 
 

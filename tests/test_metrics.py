@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_llm import metrics
-from tinygrad_llm.metrics import (BleuScore, RougeScore, accuracy, bleu_tokenize, closest_reference_length,
+from tinygrad_llm.evaluate import metrics
+from tinygrad_llm.evaluate.metrics import (BleuScore, RougeScore, accuracy, bleu_tokenize, closest_reference_length,
                                   confusion_matrix, corpus_bleu, lcs_length, macro_f1, mean_rouge,
                                   ngram_counts, precision_recall_f1, rouge, rouge_l, rouge_n,
                                   rouge_tokenize, sentence_bleu)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from tinygrad_llm import GPT, GPTConfig
-from tinygrad_llm.model_stats import (BYTES_PER_VALUE, activation_bytes, format_bytes, memory_table,
+from tinygrad_llm.scale.memory import (BYTES_PER_VALUE, activation_bytes, format_bytes, memory_table,
                                       parameter_counts)
 
 BASE = GPTConfig(vocab_size=97, context_length=12, d_model=16, n_layer=3, n_head=2)

@@ -11,7 +11,7 @@ import pytest
 
 from tinygrad_llm import (GPT, SGD, Adam, AdamW, GPTConfig, Linear, Parameter, Tensor, clip_grad_norm_,
                           cosine_schedule, weight_decay_groups)
-from tinygrad_llm.checkpoint import load_safetensors, save_safetensors
+from tinygrad_llm.model.state import load_safetensors, save_safetensors
 
 START = [1.0, -2.0]
 GRADS = [[0.5, -1.0], [0.1, 0.2], [-0.3, 0.4]]  # the gradient fed in at steps 1, 2, 3

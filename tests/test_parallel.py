@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tinygrad_llm import Tensor, parallel
+from tinygrad_llm import Tensor
+from tinygrad_llm.core import parallel
 
 
 @pytest.fixture

@@ -10,14 +10,15 @@ import json
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Tensor, adapters, gradcheck, peft
+from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Tensor, gradcheck
+from tinygrad_llm.finetune import adapters, lora as peft
 from tinygrad_llm import functional as F
-from tinygrad_llm.adapters import (BottleneckAdapter, PromptTunedGPT, WithAdapter,
+from tinygrad_llm.finetune.adapters import (BottleneckAdapter, PromptTunedGPT, WithAdapter,
                                    apply_bottleneck_adapters, finetune_cost, remove_bottleneck_adapters,
                                    trainable_parameter_count, trainable_parameters, trainable_percentage)
-from tinygrad_llm.checkpoint import CheckpointError, load_safetensors, save_safetensors
-from tinygrad_llm.generation import generate
-from tinygrad_llm.peft import (LoRALinear, active_adapter, add_adapter, adapter_names, apply_lora,
+from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
+from tinygrad_llm.model.generation import generate
+from tinygrad_llm.finetune.lora import (LoRALinear, active_adapter, add_adapter, adapter_names, apply_lora,
                                base_fingerprint, load_lora, lora_layers, merge_lora, save_lora,
                                set_active_adapter, unload_lora, unmerge_lora)
 

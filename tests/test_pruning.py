@@ -10,18 +10,19 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, AdamW, GPTConfig, gradcheck, pruning
-from tinygrad_llm.checkpoint import CheckpointError, load_safetensors, save_safetensors
-from tinygrad_llm.generation import generate
-from tinygrad_llm.optim import weight_decay_groups
-from tinygrad_llm.pruning import (DEFAULT_TARGETS, MaskedOptimizer, PrunedAttention, PruningMask,
+from tinygrad_llm import GPT, AdamW, GPTConfig, gradcheck
+from tinygrad_llm.compress import pruning
+from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
+from tinygrad_llm.model.generation import generate
+from tinygrad_llm.train.optim import weight_decay_groups
+from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, PrunedAttention, PruningMask,
                                   bitmap_bytes, break_even_sparsity, check_sparsity, csr_bytes,
                                   finetune_pruned, head_scores, hold_mask, index_dtype, iterative_prune,
                                   load_sparse, lowest_scores, magnitude_masks, magnitude_prune, mask_heads,
                                   mask_neurons, neuron_scores, prunable_weights, prune_structured,
                                   save_sparse, shrink_heads, shrink_neurons, sparsity_schedule,
                                   storage_bytes, to_csr)
-from tinygrad_llm.training import TrainConfig, Trainer
+from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
 CONFIG = GPTConfig(vocab_size=40, context_length=12, d_model=16, n_layer=2, n_head=4)
 TINY64 = GPTConfig(vocab_size=11, context_length=6, d_model=8, n_layer=1, n_head=2)  # gradchecks

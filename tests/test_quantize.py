@@ -11,18 +11,19 @@ import json
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Tensor, gradcheck, no_grad, quantize as quantize_module
+from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Tensor, gradcheck, no_grad
+from tinygrad_llm.compress import quantize as quantize_module
 from tinygrad_llm import functional as F
-from tinygrad_llm.adapters import trainable_parameters
-from tinygrad_llm.checkpoint import CheckpointError, load_safetensors, save_safetensors
-from tinygrad_llm.nn import Embedding, Module
-from tinygrad_llm.peft import apply_lora, base_fingerprint, load_lora, merge_lora, save_lora, unload_lora
-from tinygrad_llm.qat import QATEmbedding, QATLinear, convert_qat, fake_quantize, prepare_qat
-from tinygrad_llm.qlora import apply_qlora, finetune_memory
-from tinygrad_llm.calibration import calibrate
-from tinygrad_llm.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, dequantize, model_bytes,
+from tinygrad_llm.finetune.adapters import trainable_parameters
+from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
+from tinygrad_llm.model.nn import Embedding, Module
+from tinygrad_llm.finetune.lora import apply_lora, base_fingerprint, load_lora, merge_lora, save_lora, unload_lora
+from tinygrad_llm.compress.qat import QATEmbedding, QATLinear, convert_qat, fake_quantize, prepare_qat
+from tinygrad_llm.compress.qlora import apply_qlora, finetune_memory
+from tinygrad_llm.compress.calibration import calibrate
+from tinygrad_llm.compress.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, dequantize, model_bytes,
                                    pack_int4, quantize, quantize_model, unpack_int4, weight_bytes)
-from tinygrad_llm.quantized_checkpoint import load_quantized, save_quantized
+from tinygrad_llm.compress.quantized_state import load_quantized, save_quantized
 
 CONFIG = GPTConfig(vocab_size=40, context_length=12, d_model=16, n_layer=2, n_head=2)
 TINY64 = GPTConfig(vocab_size=11, context_length=6, d_model=8, n_layer=1, n_head=2)  # gradchecks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tinygrad_llm.text_tokenizers import ENDOFTEXT, UNK, CharTokenizer, WordTokenizer
+from tinygrad_llm.text.simple import ENDOFTEXT, UNK, CharTokenizer, WordTokenizer
 
 CORPUS = "The cat sat on the mat. The dog sat on the log!"
 

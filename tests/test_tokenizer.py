@@ -18,9 +18,9 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_llm.bpe import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer, _merge_long, _merge_short,
+from tinygrad_llm.text.bpe import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer, _merge_long, _merge_short,
                               count_pretokens, merge_by_rank, resolve_pattern)
-from tinygrad_llm.bpe_formats import FORMAT_VERSION, bytes_to_unicode
+from tinygrad_llm.text.formats import FORMAT_VERSION, bytes_to_unicode
 
 EOT = "<|endoftext|>"
 VALID_CHARACTERS = st.characters(exclude_categories=["Cs"])    # every code point but lone surrogates

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, GPTConfig
-from tinygrad_llm.checkpoint import CheckpointError, load_safetensors, save_safetensors
-from tinygrad_llm.training import (CHECKPOINT_FORMAT, TrainConfig, Trainer, estimate_loss,
+from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
+from tinygrad_llm.train.trainer import (CHECKPOINT_FORMAT, TrainConfig, Trainer, estimate_loss,
                                    load_checkpoint_file, load_model)
 
 MODEL = GPTConfig(vocab_size=10, context_length=8, d_model=16, n_layer=1, n_head=2)

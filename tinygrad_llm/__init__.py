@@ -5,60 +5,60 @@ order, so this file doubles as the table of contents.
 """
 
 # --- lesson 01: the autograd engine ---------------------------------------------------------
-from .tensor import Tensor, no_grad, enable_grad, is_grad_enabled, where, maximum, concatenate, stack, split
-from . import functional
-from .gradcheck import gradcheck, GradcheckError
+from .core.tensor import Tensor, no_grad, enable_grad, is_grad_enabled, where, maximum, concatenate, stack, split
+from .core import functional
+from .core.gradcheck import gradcheck, GradcheckError
 
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
-from .text_tokenizers import CharTokenizer, WordTokenizer
-from .bpe import BPETokenizer, BatchEncoding, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .text.simple import CharTokenizer, WordTokenizer
+from .text.bpe import BPETokenizer, BatchEncoding, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 
-from .corpus import Document, Section, load_documents, corpus_text
-from .data import (course_tokenizer, prepare_corpus, PreparedCorpus, train_val_split,
+from .text.corpus import Document, Section, load_documents, corpus_text
+from .text.data import (course_tokenizer, prepare_corpus, PreparedCorpus, train_val_split,
                    SlidingWindowDataset, DataLoader, random_batch)
 
 # --- lessons 04-07: modules, the GPT, training ----------------------------------------------
-from .nn import Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Dropout, GELU
-from .gpt import GPTConfig, GPT, MultiHeadAttention, MLP, TransformerBlock, sinusoidal_positions
-from .optim import SGD, Adam, AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
-from .checkpoint import save_safetensors, load_safetensors, CheckpointError
-from .training import TrainConfig, Trainer, TrainHistory, course_model
-from .evaluation import perplexity
-from .generation import generate
+from .model.nn import Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Dropout, GELU
+from .model.gpt import GPTConfig, GPT, MultiHeadAttention, MLP, TransformerBlock, sinusoidal_positions
+from .train.optim import SGD, Adam, AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
+from .model.state import save_safetensors, load_safetensors, CheckpointError
+from .train.trainer import TrainConfig, Trainer, TrainHistory, course_model
+from .evaluate.perplexity import perplexity
+from .model.generation import generate
 
 # --- lessons 08-09: decoding, evaluation, GPT-2 interop ------------------------------------
-from .gpt import KVCache
-from .generation import (beam_search, Beam, next_token_distribution, apply_repetition_penalty,
+from .model.gpt import KVCache
+from .model.generation import (beam_search, Beam, next_token_distribution, apply_repetition_penalty,
                          sample_from)
-from .metrics import (rouge_tokenize, rouge_n, rouge_l, rouge, mean_rouge, RougeScore,
+from .evaluate.metrics import (rouge_tokenize, rouge_n, rouge_l, rouge, mean_rouge, RougeScore,
                       bleu_tokenize, corpus_bleu, sentence_bleu, BleuScore,
                       accuracy, confusion_matrix, precision_recall_f1, macro_f1)
-from .gpt2 import load_gpt2, export_gpt2
+from .model.gpt2 import load_gpt2, export_gpt2
 
 # --- lessons 10-12: fine-tuning --------------------------------------------------------------
-from .tasks import (topic_classification_task, ClassificationTask, ClassificationSplit, bag_of_words,
+from .finetune.topic_task import (topic_classification_task, ClassificationTask, ClassificationSplit, bag_of_words,
                     majority_class, best_keyword_rule, SoftmaxRegression)
-from .classification import (GPTClassifier, ClassifierHead, freeze, extract_features, train_classifier,
+from .finetune.classifier import (GPTClassifier, ClassifierHead, freeze, extract_features, train_classifier,
                              FineTuneConfig, FineTuneHistory, gradient_bytes, optimizer_state_bytes)
-from .instruct import (PromptTemplate, InstructionExample, InstructionData, build_instruction_data,
+from .finetune.instruct import (PromptTemplate, InstructionExample, InstructionData, build_instruction_data,
                        encode_example, PromptTooLongError, response_loss, InstructConfig,
                        InstructionTrainer, InstructHistory, generate_responses, evaluate_responses,
                        exact_match)
-from .peft import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merge_lora, unmerge_lora,
+from .finetune.lora import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merge_lora, unmerge_lora,
                    unload_lora, save_lora, load_lora)
-from .adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
+from .finetune.adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
                        trainable_parameter_count, finetune_cost)
 
 # --- lessons 13-15: compression --------------------------------------------------------------
 # (the functions quantize / dequantize stay in the quantize module: a top-level name
 # ``quantize`` would hide the module of the same name)
-from .quantize import (QuantScheme, QuantizedTensor, QuantizedLinear, QuantizedEmbedding, quantize_model,
+from .compress.quantize import (QuantScheme, QuantizedTensor, QuantizedLinear, QuantizedEmbedding, quantize_model,
                        weight_bytes)
-from .calibration import calibrate
-from .quantized_checkpoint import save_quantized, load_quantized
-from .qat import fake_quantize, prepare_qat, convert_qat
-from .qlora import apply_qlora, finetune_memory
-from .lowprec import round_to_bfloat16, round_to_float16
-from .pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned, iterative_prune,
+from .compress.calibration import calibrate
+from .compress.quantized_state import save_quantized, load_quantized
+from .compress.qat import fake_quantize, prepare_qat, convert_qat
+from .compress.qlora import apply_qlora, finetune_memory
+from .compress.lowprec import round_to_bfloat16, round_to_float16
+from .compress.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned, iterative_prune,
                       sparsity_schedule, prune_structured, storage_bytes, save_sparse, load_sparse)
-from .distill import kl_div_with_temperature, distillation_loss, Distiller
+from .compress.distill import kl_div_with_temperature, distillation_loss, Distiller

@@ -1,6 +1,6 @@
 """``python -m tinygrad_llm``: the command line (see ``tinygrad_llm.cli``)."""
 
-from .cli import main
+from .cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Calibration: what the inputs of each Linear layer look like (lesson 13).
+
+Quantizing activations needs their range. ``calibrate`` runs a model on a few batches and records,
+at the input of every Linear (or QuantizedLinear), the largest |x| overall and per input channel.
+A static int8 scheme then uses one scale per layer, s = max|x| / 127, and clips whatever a later
+input exceeds; a dynamic scheme measures the scale of each token as it goes and needs no
+calibration. The per-channel ranges show *outliers*: channels whose range is far above the
+others, which coarsen a scale shared across channels for all of them.
+
+The recording swaps each layer for a small wrapper module for the duration of the run and puts
+the original back afterwards, even if a batch fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from ..model.nn import Linear, Module
+from .quantize import QuantizedLinear
+from ..core.tensor import Tensor, no_grad
+
+
+@dataclass
+class ActivationStats:
+    """The inputs one Linear layer received during ``calibrate``."""
+
+    absmax: float                  # max |x| over every entry
+    channel_absmax: np.ndarray     # (in_features,) max |x| per input channel
+    tokens: int                    # rows seen
+
+    @property
+    def outlier_ratio(self) -> float:
+        """Largest channel range over the median one: how far one channel stretches a shared scale."""
+        return float(self.channel_absmax.max() / max(np.median(self.channel_absmax), 1e-12))
+
+
+class _Recorder(Module):
+    """Stands in for a layer during calibration: records its input, then calls it."""
+
+    def __init__(self, inner: Module, name: str, stats: dict):
+        self.inner, self.name, self.stats = inner, name, stats
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = np.abs(x.data.reshape(-1, x.shape[-1]))           # (N, in)
+        channel = a.max(axis=0)
+        old = self.stats.get(self.name)
+        if old is not None:
+            channel = np.maximum(channel, old.channel_absmax)
+        self.stats[self.name] = ActivationStats(float(channel.max()), channel,
+                                                len(a) + (old.tokens if old else 0))
+        return self.inner(x)
+
+
+def calibrate(model: Module, batches: Iterable[np.ndarray]) -> dict[str, ActivationStats]:
+    """Run ``model`` on a few batches of token ids (eval mode, no graph) and return the input
+    statistics of every Linear and QuantizedLinear by name. The model is left as it was."""
+    names = [name for name, m in model.named_modules() if isinstance(m, (Linear, QuantizedLinear))]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no Linear layer to calibrate")
+    stats: dict[str, ActivationStats] = {}
+    originals = {name: model.get_submodule(name) for name in names}
+    was_training = model.training
+    try:
+        for name, layer in originals.items():
+            model.set_submodule(name, _Recorder(layer, name, stats))
+        model.eval()
+        with no_grad():
+            for batch in batches:
+                model(batch)
+    finally:
+        for name, layer in originals.items():
+            model.set_submodule(name, layer)
+        model.train(was_training)
+    if not stats:
+        raise ValueError("calibrate: no batch was given")
+    return stats
