@@ -24,8 +24,8 @@ more matrix. We get there in five steps, each checked against the one before:
 
 Builds on: lesson 01 (Tensor, `functional.softmax`, `gradcheck`), lessons 02-03 (the course
 tokenizer, `random_batch`), lesson 04 (`Embedding`, `sinusoidal_positions`, `Linear`).
-Adds: `functional.causal_mask`, `functional.scaled_dot_product_attention` (fused),
-`functional.packed_attention` (the same for q, k and v stacked on one axis) and
+Adds: `attention.causal_mask`, `attention.scaled_dot_product_attention` (fused),
+`attention.packed_attention` (the same for q, k and v stacked on one axis) and
 `scaled_dot_product_attention_composed` (reference), `functional.dropout`, `MultiHeadAttention`
 (configured by the attention fields of `GPTConfig`: d_model, n_head, dropout, bias; lesson 06 has
 the rest).
@@ -44,6 +44,7 @@ from tinygrad_llm import (Adam, Embedding, GPTConfig, Linear, MultiHeadAttention
                           concatenate, course_tokenizer, gradcheck,
                           sinusoidal_positions)
 from tinygrad_llm import functional as F
+from tinygrad_llm.core import attention as attn_ops
 from tinygrad_llm.course import quick_mode, save_figure
 
 SEED = 5
@@ -156,8 +157,8 @@ queries, keys, values = W_q(X), W_k(X), W_v(X)          # (T, D_HEAD) each
 scores = queries @ keys.T * (1.0 / np.sqrt(D_HEAD))     # (T, T)
 weights = F.softmax(scores, axis=-1)
 context = weights @ values                              # (T, D_HEAD)
-fused = F.scaled_dot_product_attention(queries, keys, values, causal=False)
-print(f"step by step vs functional.scaled_dot_product_attention: {np.abs(context.data - fused.data).max():.1e}")
+fused = attn_ops.scaled_dot_product_attention(queries, keys, values, causal=False)
+print(f"step by step vs attention.scaled_dot_product_attention: {np.abs(context.data - fused.data).max():.1e}")
 print(f"rows whose largest weight is on the same token: {(ids[weights.data.argmax(1)] == ids).mean():.0%}"
       f"   (was {self_or_copy.mean():.0%} without weights)")
 
@@ -184,15 +185,15 @@ mask_vs_renormalise = float(np.abs(renormalised - causal_weights.data).max())
 row_sums = causal_weights.data.sum(axis=1)
 print(f"above the diagonal: max weight {causal_weights.data[future].max():.1f}; row sums "
       f"{row_sums.min():.12f}..{row_sums.max():.12f}; -inf mask vs renormalising: {mask_vs_renormalise:.1e}")
-fused_causal = F.scaled_dot_product_attention(queries, keys, values, causal=True)
+fused_causal = attn_ops.scaled_dot_product_attention(queries, keys, values, causal=True)
 causal_vs_fused = float(np.abs(fused_causal.data - causal_context.data).max())
-print(f"functional.causal_mask(T, T) is the same mask: {np.array_equal(F.causal_mask(T, T), future)}; "
+print(f"attention.causal_mask(T, T) is the same mask: {np.array_equal(attn_ops.causal_mask(T, T), future)}; "
       f"fused causal attention vs step by step: {causal_vs_fused:.1e}")
 
 # The point of the mask, tested: change the last token and no earlier output may move.
 x_changed = x.copy()
 x_changed[-1] = rng.normal(size=D_MODEL)
-changed = F.scaled_dot_product_attention(W_q(Tensor(x_changed)), W_k(Tensor(x_changed)),
+changed = attn_ops.scaled_dot_product_attention(W_q(Tensor(x_changed)), W_k(Tensor(x_changed)),
                                          W_v(Tensor(x_changed)), causal=True).data
 leak = float(np.abs(changed[:-1] - causal_context.data[:-1]).max())
 last_moved = float(np.abs(changed[-1] - causal_context.data[-1]).max())
@@ -225,7 +226,7 @@ print(f"training=False returns the weights untouched: {eval_identity}")
 
 # The fused attention draws its dropout mask the same way, so with the same random stream the two
 # computations agree.
-fused_dropout = F.scaled_dot_product_attention(queries, keys, values, causal=True, dropout_p=DROPOUT_P,
+fused_dropout = attn_ops.scaled_dot_product_attention(queries, keys, values, causal=True, dropout_p=DROPOUT_P,
                                                training=True, rng=np.random.default_rng(SEED))
 step_dropout = F.dropout(causal_weights, DROPOUT_P, training=True, rng=np.random.default_rng(SEED)) @ values
 dropout_vs_fused = float(np.abs(fused_dropout.data - step_dropout.data).max())
@@ -273,7 +274,7 @@ def multi_head_batched(x: Tensor, w_qkv: Tensor, w_o: Tensor, n_head: int) -> Te
     qkv = qkv.transpose(2, 0, 3, 1, 4)                              # (3, B, nh, T, hs)
     q, k, v = qkv[0], qkv[1], qkv[2]                                # (B, nh, T, hs) each
     s = (q @ k.swapaxes(-1, -2)) * (1.0 / np.sqrt(hs))              # (B, nh, T, T)
-    s = s.masked_fill(np.broadcast_to(F.causal_mask(T, T), s.shape), -np.inf)
+    s = s.masked_fill(np.broadcast_to(attn_ops.causal_mask(T, T), s.shape), -np.inf)
     y = F.softmax(s, axis=-1) @ v                                   # (B, nh, T, hs)
     y = y.transpose(0, 2, 1, 3).reshape(B, T, n_head * hs)          # heads side by side again
     return y @ w_o.T                                                # (B, T, C)
@@ -310,12 +311,12 @@ print(f"(b) vs (c) tinygrad_llm.MultiHeadAttention with the same weights: {batch
 # the composed reference (built from matmul, masked_fill, softmax) in value and in gradient.
 q5, k5, v5 = (Tensor(rng.normal(size=(2, N_HEAD, T, hs)), requires_grad=True) for _ in range(3))
 upstream = rng.normal(size=(2, N_HEAD, T, hs))      # fixed random weights: a plain sum checks nothing
-fused_out = F.scaled_dot_product_attention(q5, k5, v5, causal=True)
+fused_out = attn_ops.scaled_dot_product_attention(q5, k5, v5, causal=True)
 (fused_out * upstream).sum().backward()
 fused_grads = [t.grad.copy() for t in (q5, k5, v5)]
 for t in (q5, k5, v5):
     t.grad = None
-composed_out = F.scaled_dot_product_attention_composed(q5, k5, v5, causal=True)
+composed_out = attn_ops.scaled_dot_product_attention_composed(q5, k5, v5, causal=True)
 (composed_out * upstream).sum().backward()
 fused_vs_composed = max(float(np.abs(fused_out.data - composed_out.data).max()),
                         *(float(np.abs(g - t.grad).max()) for g, t in zip(fused_grads, (q5, k5, v5))))
@@ -341,8 +342,8 @@ def seconds_per_pass(attention_fn) -> float:
     return best
 
 
-fused_seconds = seconds_per_pass(F.scaled_dot_product_attention)
-composed_seconds = seconds_per_pass(F.scaled_dot_product_attention_composed)
+fused_seconds = seconds_per_pass(attn_ops.scaled_dot_product_attention)
+composed_seconds = seconds_per_pass(attn_ops.scaled_dot_product_attention_composed)
 print(f"attention on {TIMING_SHAPE} (B, nh, T, hs), forward + backward: fused {1e3 * fused_seconds:.1f} ms, "
       f"composed {1e3 * composed_seconds:.1f} ms ({composed_seconds / fused_seconds:.1f}x)")
 
@@ -350,10 +351,10 @@ print(f"attention on {TIMING_SHAPE} (B, nh, T, hs), forward + backward: fused {1
 # sequence see only the first quarter of the keys: the fused op goes through the queries in four
 # blocks, each against only the keys it may see, and skips 6 of the 16 (T/4, T/4) tiles of the
 # scores. And `MultiHeadAttention` hands the fused projection's output, q, k and v stacked on one
-# axis, to `functional.packed_attention`: the same numbers, with one gradient array for all
+# axis, to `attention.packed_attention`: the same numbers, with one gradient array for all
 # three, instead of three slices that each scatter their gradient into an array of the full size.
 packed_input = Tensor(np.stack([q5.data, k5.data, v5.data]))
-packed_vs_fused = float(np.abs(F.packed_attention(packed_input, causal=True).data - fused_out.data).max())
+packed_vs_fused = float(np.abs(attn_ops.packed_attention(packed_input, causal=True).data - fused_out.data).max())
 print(f"packed_attention vs scaled_dot_product_attention on the same q, k, v: {packed_vs_fused:.1e}")
 assert packed_vs_fused == 0.0
 
@@ -390,7 +391,7 @@ def train_previous_token_head(use_positions: bool, rng: np.random.Generator) -> 
         window = rng.integers(0, tokenizer.vocab_size, size=(HEAD_BATCH, HEAD_CONTEXT))   # (B, T)
         h = table(window) + positions                                             # (B, T, C)
         s = w_q(h) @ w_k(h).swapaxes(-1, -2) * (1.0 / np.sqrt(D_HEAD))             # (B, T, T)
-        s = s.masked_fill(np.broadcast_to(F.causal_mask(HEAD_CONTEXT, HEAD_CONTEXT), s.shape), -np.inf)
+        s = s.masked_fill(np.broadcast_to(attn_ops.causal_mask(HEAD_CONTEXT, HEAD_CONTEXT), s.shape), -np.inf)
         # cross_entropy over the keys of each row = -log softmax(s)[t, t - 1]
         loss = F.cross_entropy(s, np.broadcast_to(previous, window.shape))
         optimizer.zero_grad()
@@ -403,7 +404,7 @@ def head_weights(table, w_q, w_k, positions, token_ids: np.ndarray) -> np.ndarra
     """Causal attention weights (T, T) of the trained head on one sequence."""
     h = table(token_ids) + positions[: len(token_ids)]
     s = w_q(h) @ w_k(h).T * (1.0 / np.sqrt(D_HEAD))
-    return F.softmax(s.masked_fill(F.causal_mask(len(token_ids), len(token_ids)), -np.inf)).data
+    return F.softmax(s.masked_fill(attn_ops.causal_mask(len(token_ids), len(token_ids)), -np.inf)).data
 
 
 with_positions = head_weights(*train_previous_token_head(True, rng), ids[:HEAD_CONTEXT])
@@ -471,7 +472,7 @@ tiny_x = Tensor(rng.normal(size=(1, 4, 6)), requires_grad=True)              # (
 tiny_qkv = Tensor(rng.normal(0, 0.5, (18, 6)), requires_grad=True)           # 2 heads of width 3
 tiny_o = Tensor(rng.normal(0, 0.5, (6, 6)), requires_grad=True)
 gradients_ok = gradcheck(lambda a, b, c: multi_head_batched(a, b, c, n_head=2), tiny_x, tiny_qkv, tiny_o)
-fused_ok = gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
+fused_ok = gradcheck(lambda q, k, v: attn_ops.scaled_dot_product_attention(q, k, v, causal=True),
                      *(Tensor(rng.normal(size=(2, 3, 4)), requires_grad=True) for _ in range(3)))
 print(f"gradcheck of the lesson's multi-head attention: {gradients_ok}; of the fused op: {fused_ok}")
 
@@ -484,7 +485,7 @@ assert all(abs(r - 1) < 0.05 for r in scale_ratios), "std(q.k) = sqrt(d_k)"
 assert np.abs(context.data - fused.data).max() < 1e-12
 assert causal_weights.data[future].max() == 0.0 and np.allclose(row_sums, 1.0, atol=1e-12)
 assert causal_weights.data[0, 0] == 1.0 and mask_vs_renormalise < 1e-12
-assert causal_vs_fused < 1e-12 and np.array_equal(F.causal_mask(T, T), future)
+assert causal_vs_fused < 1e-12 and np.array_equal(attn_ops.causal_mask(T, T), future)
 assert leak == 0.0, "no earlier output depends on a later token"
 # 1e-4, not exactly: the package draws 16-bit random integers, so p is rounded to k / 65536
 assert abs(zeroed - DROPOUT_P) < 0.1 and abs(survivor_scale - 1 / (1 - DROPOUT_P)) < 1e-4

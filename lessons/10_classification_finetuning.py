@@ -28,8 +28,8 @@ and bag-of-words logistic regression.
 **Builds on:** lessons 07-09 (the pretrained course model, `no_grad`, `accuracy`,
 `confusion_matrix`).
 **Adds:** `tinygrad_llm.finetune.topic_task`: `topic_classification_task`, `ClassificationTask`,
-`ClassificationSplit`, `select_topics`, `passage_starts`, `best_keyword_rule`, `KeywordRule`,
-`majority_class`, `words`, `word_vocabulary`, `bag_of_words`, `SoftmaxRegression`;
+`ClassificationSplit`, `select_topics`, `passage_starts`; `tinygrad_llm.finetune.baselines`:
+`best_keyword_rule`, `KeywordRule`, `majority_class`, `words`, `word_vocabulary`, `bag_of_words`, `SoftmaxRegression`;
 `tinygrad_llm.finetune.classifier`: `GPTClassifier`, `ClassifierHead`, `pool`, `pad_batch`,
 `padding_attention_mask`, `freeze`, `extract_features`, `predict_logits`, `train_classifier`,
 `FineTuneConfig`, `FineTuneHistory`, `gradient_bytes`, `saved_activation_bytes`, `peak_memory`,
@@ -54,8 +54,9 @@ from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GP
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.evaluate.metrics import accuracy, confusion_matrix, macro_f1
 from tinygrad_llm.scale.memory import format_bytes
-from tinygrad_llm.finetune.topic_task import (SoftmaxRegression, bag_of_words, best_keyword_rule, majority_class,
-                                topic_classification_task, word_vocabulary)
+from tinygrad_llm.finetune.baselines import (SoftmaxRegression, bag_of_words, best_keyword_rule,
+                                             majority_class, word_vocabulary)
+from tinygrad_llm.finetune.topic_task import topic_classification_task
 from tinygrad_llm.train.trainer import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)

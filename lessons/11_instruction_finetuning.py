@@ -36,13 +36,14 @@ only a low-rank correction beside it, W + (alpha / r) B A (lesson 12 studies LoR
 
 **Builds on:** lessons 07 (the course model, `Trainer`'s recipe, `perplexity`), 08 (`generate`),
 09 (`rouge_l`), 10 (fine-tuning a pretrained GPT).
-**Adds:** `tinygrad_llm.finetune.instruct`: the template (`PromptTemplate`), the dataset
+**Adds:** `finetune.instruction_data`: the template (`PromptTemplate`), the dataset
 (`InstructionExample`, `Passage`, `section_owners`, `corpus_passages`, `passage_examples`,
 `build_instruction_data`, `InstructionData`, `validation_topics`), tokens and batches
 (`encode_example`, `encode_examples`, `EncodedExample`, `PromptTooLongError`, `collate`,
-`response_loss`), training (`InstructConfig`, `InstructionTrainer`, `InstructHistory`,
-`replay_rows`) and scoring (`stop_token_ids`, `generate_responses`, `normalize_answer`,
-`exact_match`, `score_responses`, `ResponseScores`, `evaluate_responses`, `ResponseEvaluation`);
+`response_loss`); `finetune.instruction_tuning`: training (`InstructConfig`, `InstructionTrainer`, `InstructHistory`,
+`replay_rows`) and answering (`stop_token_ids`, `generate_responses`, `evaluate_responses`,
+`ResponseEvaluation`); `evaluate.answers`: scoring (`normalize_answer`, `exact_match`,
+`score_responses`, `ResponseScores`);
 it borrows `apply_lora` from `tinygrad_llm.finetune.lora` ahead of lesson 12.
 
 **Run:** `python lessons/11_instruction_finetuning.py` (about 3 minutes on 2 cores with lesson 07's
@@ -58,9 +59,10 @@ import numpy as np
 from tinygrad_llm import GPT, perplexity, prepare_corpus
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.finetune.instruct import (INSTRUCTIONS, IGNORE_INDEX, InstructConfig, InstructionTrainer,
-                                   PromptTemplate, build_instruction_data, collate, encode_examples,
-                                   evaluate_responses, response_loss, validation_topics)
+from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, IGNORE_INDEX, PromptTemplate,
+                                                    build_instruction_data, collate, encode_examples,
+                                                    response_loss, validation_topics)
+from tinygrad_llm.finetune.instruction_tuning import InstructConfig, InstructionTrainer, evaluate_responses
 from tinygrad_llm.finetune.lora import apply_lora
 from tinygrad_llm.train.trainer import course_model
 

@@ -56,14 +56,16 @@ from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GP
                                          train_classifier)
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
-from tinygrad_llm.finetune.instruct import (INSTRUCTIONS, InstructConfig, InstructionTrainer, PromptTemplate,
-                                   build_instruction_data, collate, encode_examples, evaluate_responses,
-                                   response_loss, validation_topics)
+from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, PromptTemplate, build_instruction_data,
+                                                    collate, encode_examples, response_loss,
+                                                    validation_topics)
+from tinygrad_llm.finetune.instruction_tuning import InstructConfig, InstructionTrainer, evaluate_responses
 from tinygrad_llm.evaluate.metrics import accuracy
 from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.finetune.lora import (LoRALinear, active_adapter, adapter_names, apply_lora, base_fingerprint,
                                load_lora, merge_lora, save_lora, set_active_adapter, unmerge_lora)
-from tinygrad_llm.finetune.topic_task import majority_class, topic_classification_task
+from tinygrad_llm.finetune.baselines import majority_class
+from tinygrad_llm.finetune.topic_task import topic_classification_task
 from tinygrad_llm.train.trainer import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)

@@ -46,10 +46,11 @@ from tinygrad_llm.text.data import random_batch
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.train.optim import weight_decay_groups
-from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, break_even_sparsity, finetune_pruned,
-                                  head_scores, iterative_prune, load_sparse, magnitude_masks,
-                                  magnitude_prune, neuron_scores, prunable_weights, prune_structured,
-                                  save_sparse, storage_bytes)
+from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, finetune_pruned,
+                                           iterative_prune, magnitude_masks, magnitude_prune,
+                                           prunable_weights)
+from tinygrad_llm.compress.sparse import break_even_sparsity, load_sparse, save_sparse, storage_bytes
+from tinygrad_llm.compress.structured import head_scores, neuron_scores, prune_structured
 from tinygrad_llm.train.trainer import TrainConfig, course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)

@@ -14,9 +14,9 @@ from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GP
                                          train_classifier)
 from tinygrad_llm.text.corpus import Document, embedded_documents
 from tinygrad_llm.core.gradcheck import gradcheck
-from tinygrad_llm.finetune.topic_task import (SPLITS, KeywordRule, SoftmaxRegression, bag_of_words, best_keyword_rule,
-                                majority_class, passage_starts, select_topics, topic_classification_task,
-                                word_vocabulary, words)
+from tinygrad_llm.finetune.topic_task import SPLITS, passage_starts, select_topics, topic_classification_task
+from tinygrad_llm.finetune.baselines import (KeywordRule, SoftmaxRegression, bag_of_words, best_keyword_rule,
+                                             majority_class, word_vocabulary, words)
 from tinygrad_llm.core.tensor import Tensor
 
 # ----------------------------------------------------------------------------------------------

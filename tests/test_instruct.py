@@ -9,15 +9,18 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, GPTConfig, BPETokenizer, Tensor, functional as F
-from tinygrad_llm.finetune import instruct
+from tinygrad_llm.evaluate import answers
+from tinygrad_llm.finetune import instruction_data, instruction_tuning
 from tinygrad_llm.text.corpus import Document, corpus_text, embedded_documents
 from tinygrad_llm.text.data import encode_documents
-from tinygrad_llm.finetune.instruct import (
-    DEFAULT_TEMPLATE, IGNORE_INDEX, EncodedExample, InstructConfig, InstructionExample,
-    InstructionTrainer, PromptTemplate, PromptTooLongError, ResponseEvaluation, build_instruction_data,
-    collate, corpus_passages, encode_example, encode_examples, exact_match, generate_responses,
-    normalize_answer, passage_examples, replay_rows, response_loss, score_responses, section_owners,
-    stop_token_ids, validation_topics)
+from tinygrad_llm.finetune.instruction_data import (DEFAULT_TEMPLATE, IGNORE_INDEX, EncodedExample,
+                                                    InstructionExample, PromptTemplate, PromptTooLongError,
+                                                    build_instruction_data, collate, corpus_passages,
+                                                    encode_example, encode_examples, passage_examples,
+                                                    response_loss, section_owners, validation_topics)
+from tinygrad_llm.finetune.instruction_tuning import (InstructConfig, InstructionTrainer, ResponseEvaluation,
+                                                      generate_responses, replay_rows, stop_token_ids)
+from tinygrad_llm.evaluate.answers import exact_match, normalize_answer, score_responses
 
 EOT = "<|endoftext|>"
 
@@ -37,7 +40,7 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def tokenizer() -> BPETokenizer:
-    prompts = "".join(PromptTemplate().format_prompt(i.format(n=2), "x") for i in instruct.INSTRUCTIONS.values())
+    prompts = "".join(PromptTemplate().format_prompt(i.format(n=2), "x") for i in instruction_data.INSTRUCTIONS.values())
     return BPETokenizer.train(corpus_text(DOCS) + prompts, vocab_size=320, pattern="gpt4",
                               special_tokens=(EOT,))
 
@@ -52,8 +55,8 @@ def example(response="yes", instruction="Answer.", input="", task="topic") -> In
 
 
 def test_module_docstring_examples_run():
-    result = doctest.testmod(instruct)
-    assert result.attempted >= 5 and result.failed == 0
+    results = [doctest.testmod(module) for module in (instruction_data, instruction_tuning, answers)]
+    assert sum(r.attempted for r in results) >= 5 and sum(r.failed for r in results) == 0
 
 
 # ----------------------------------------------------------------------------------------------

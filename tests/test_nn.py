@@ -9,6 +9,7 @@ import pytest
 from tinygrad_llm import (GELU, GPT, MLP, Dropout, Embedding, GPTConfig, LayerNorm, Linear, Module,
                           ModuleList, MultiHeadAttention, Parameter, Tensor, TransformerBlock, gradcheck)
 from tinygrad_llm import functional as F
+from tinygrad_llm.core import attention as A
 
 F64 = np.float64
 
@@ -559,12 +560,12 @@ def test_linear_function_computes_only_the_gradients_that_are_required():
 
 
 def test_causal_mask_blocks_the_future_of_each_query():
-    causal = F.causal_mask(3, 3)
+    causal = A.causal_mask(3, 3)
     assert causal.dtype == bool
     np.testing.assert_array_equal(causal, [[False, True, True], [False, False, True], [False, False, False]])
     # two new queries at positions 2 and 3 of four keys (decoding with a cache)
-    np.testing.assert_array_equal(F.causal_mask(2, 4), [[False, False, False, True], [False] * 4])
-    assert not F.causal_mask(1, 5).any()  # the newest token sees every earlier one
+    np.testing.assert_array_equal(A.causal_mask(2, 4), [[False, False, False, True], [False] * 4])
+    assert not A.causal_mask(1, 5).any()  # the newest token sees every earlier one
 
 
 def _attention_reference(q, k, v, blocked, keep=None):
@@ -604,7 +605,7 @@ def _attention_inputs(case, seed=12):
 def attention_block(request, monkeypatch):
     """Run a test with the default block of query rows, and with blocks of 2 so that the small
     cases go through the blocked causal path too."""
-    monkeypatch.setattr(F, "ATTENTION_BLOCK", request.param)
+    monkeypatch.setattr(A, "ATTENTION_BLOCK", request.param)
     return request.param
 
 
@@ -613,10 +614,10 @@ def test_attention_matches_a_numpy_reference(case, attention_block):
     q, k, v, mask = _attention_inputs(case)
     blocked = np.zeros((q.shape[-2], k.shape[-2]), bool)
     if case["causal"]:
-        blocked = F.causal_mask(q.shape[-2], k.shape[-2])
+        blocked = A.causal_mask(q.shape[-2], k.shape[-2])
     if mask is not None:
         blocked = blocked | mask
-    out = F.scaled_dot_product_attention(q, k, v, causal=case["causal"], mask=mask)
+    out = A.scaled_dot_product_attention(q, k, v, causal=case["causal"], mask=mask)
     np.testing.assert_allclose(out.data, _attention_reference(q.data, k.data, v.data, blocked),
                                rtol=1e-12, atol=1e-14)
 
@@ -624,14 +625,14 @@ def test_attention_matches_a_numpy_reference(case, attention_block):
 @pytest.mark.parametrize("case", ATTENTION_CASES.values(), ids=ATTENTION_CASES.keys())
 def test_attention_gradcheck(case, attention_block):
     q, k, v, mask = _attention_inputs(case)
-    assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, case["causal"], mask), q, k, v)
+    assert gradcheck(lambda q, k, v: A.scaled_dot_product_attention(q, k, v, case["causal"], mask), q, k, v)
 
 
 @pytest.mark.parametrize("case", ATTENTION_CASES.values(), ids=ATTENTION_CASES.keys())
 def test_fused_attention_equals_the_composed_reference_in_value_and_gradient(case, attention_block):
     weights = np.random.default_rng(13).normal(size=case["shape"][:-2] + (case["tq"], case["shape"][-1]))
     results = []
-    for attention in (F.scaled_dot_product_attention, F.scaled_dot_product_attention_composed):
+    for attention in (A.scaled_dot_product_attention, A.scaled_dot_product_attention_composed):
         q, k, v, mask = _attention_inputs(case)
         out = attention(q, k, v, causal=case["causal"], mask=mask)
         (out * weights).sum().backward()
@@ -646,18 +647,18 @@ def test_attention_dropout_drops_weights_with_the_seeded_rng_and_passes_gradchec
     p = 0.4
 
     def attend(q, k, v):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=True,
+        return A.scaled_dot_product_attention(q, k, v, dropout_p=p, training=True,
                                               rng=np.random.default_rng(14))
 
     mask, scale = F.dropout_mask(q.shape[:-1] + (k.shape[-2],), p, np.random.default_rng(14))
     keep = mask * scale
-    blocked = F.causal_mask(q.shape[-2], k.shape[-2])
+    blocked = A.causal_mask(q.shape[-2], k.shape[-2])
     expected = _attention_reference(q.data, k.data, v.data, blocked, keep)
     np.testing.assert_allclose(attend(q, k, v).data, expected, rtol=1e-12, atol=1e-14)
     assert gradcheck(attend, q, k, v)
     # not training: no dropout, whatever dropout_p says
-    no_dropout = F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=False)
-    np.testing.assert_array_equal(no_dropout.data, F.scaled_dot_product_attention(q, k, v).data)
+    no_dropout = A.scaled_dot_product_attention(q, k, v, dropout_p=p, training=False)
+    np.testing.assert_array_equal(no_dropout.data, A.scaled_dot_product_attention(q, k, v).data)
 
 
 @pytest.mark.parametrize("case", [c for c in ATTENTION_CASES.values() if c["tq"] == c["shape"][-2]],
@@ -667,43 +668,43 @@ def test_packed_attention_equals_attention_on_the_three_slices(case, attention_b
     weights = np.random.default_rng(16).normal(size=q.shape)
     qkv = Tensor(np.stack([q.data, k.data, v.data]).transpose(1, 2, 0, 3, 4).copy().transpose(2, 0, 1, 3, 4),
                  requires_grad=True)  # the strided layout a fused projection gives
-    packed = F.packed_attention(qkv, causal=case["causal"], mask=mask)
+    packed = A.packed_attention(qkv, causal=case["causal"], mask=mask)
     (packed * weights).sum().backward()
-    separate = F.scaled_dot_product_attention(q, k, v, causal=case["causal"], mask=mask)
+    separate = A.scaled_dot_product_attention(q, k, v, causal=case["causal"], mask=mask)
     (separate * weights).sum().backward()
     np.testing.assert_array_equal(packed.data, separate.data)
     for i, t in enumerate((q, k, v)):
         np.testing.assert_allclose(qkv.grad[i], t.grad, rtol=1e-12, atol=1e-14)
-    assert gradcheck(lambda x: F.packed_attention(x, causal=case["causal"], mask=mask), qkv)
+    assert gradcheck(lambda x: A.packed_attention(x, causal=case["causal"], mask=mask), qkv)
     with pytest.raises(ValueError, match=r"stacked as \(3, ..., T, d\)"):
-        F.packed_attention(Tensor(np.zeros((2, 4, 3))))
+        A.packed_attention(Tensor(np.zeros((2, 4, 3))))
 
 
 def test_causal_query_blocks_see_exactly_the_keys_up_to_their_last_position(monkeypatch):
-    monkeypatch.setattr(F, "ATTENTION_BLOCK", 2)
+    monkeypatch.setattr(A, "ATTENTION_BLOCK", 2)
     # 5 queries at positions 2..6 of 7 keys: the block of queries 0-1 ends at position 3
-    assert F._query_blocks(5, 7, causal=True) == [(0, 2, 4), (2, 4, 6), (4, 5, 7)]
-    assert F._query_blocks(5, 7, causal=False) == [(0, 5, 7)]
-    assert F._query_blocks(2, 7, causal=True) == [(0, 2, 7)]
-    monkeypatch.setattr(F, "ATTENTION_BLOCK", 32)
+    assert A._query_blocks(5, 7, causal=True) == [(0, 2, 4), (2, 4, 6), (4, 5, 7)]
+    assert A._query_blocks(5, 7, causal=False) == [(0, 5, 7)]
+    assert A._query_blocks(2, 7, causal=True) == [(0, 2, 7)]
+    monkeypatch.setattr(A, "ATTENTION_BLOCK", 32)
     # four blocks of a long sequence, or fewer of at least 32 rows
-    assert F._query_blocks(256, 256, causal=True) == [(0, 64, 64), (64, 128, 128), (128, 192, 192),
+    assert A._query_blocks(256, 256, causal=True) == [(0, 64, 64), (64, 128, 128), (128, 192, 192),
                                                       (192, 256, 256)]
-    assert F._query_blocks(64, 64, causal=True) == [(0, 32, 32), (32, 64, 64)]
-    assert F._query_blocks(32, 40, causal=True) == [(0, 32, 40)]
+    assert A._query_blocks(64, 64, causal=True) == [(0, 32, 32), (32, 64, 64)]
+    assert A._query_blocks(32, 40, causal=True) == [(0, 32, 40)]
 
 
 def test_attention_errors_are_clear():
     rng = np.random.default_rng(15)
     q, k, v = _t(rng, 3, 2), _t(rng, 2, 2), _t(rng, 2, 2)
     with pytest.raises(ValueError, match="incompatible shapes"):
-        F.scaled_dot_product_attention(q, k, v)  # more queries than keys
+        A.scaled_dot_product_attention(q, k, v)  # more queries than keys
     q = _t(rng, 2, 2)
     with pytest.raises(TypeError, match="needs rng"):
-        F.scaled_dot_product_attention(q, k, v, dropout_p=0.1, training=True)
+        A.scaled_dot_product_attention(q, k, v, dropout_p=0.1, training=True)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        F.scaled_dot_product_attention(q, k, v, dropout_p=1.0)
+        A.scaled_dot_product_attention(q, k, v, dropout_p=1.0)
     with pytest.raises(TypeError, match="dtype mismatch between q float32, k float64"):
-        F.scaled_dot_product_attention(Tensor(q.data, dtype=np.float32), k, v)
+        A.scaled_dot_product_attention(Tensor(q.data, dtype=np.float32), k, v)
     with pytest.raises(ValueError, match="entirely -inf"):
-        F.scaled_dot_product_attention(q, k, v, mask=np.array([True, False]))  # query 0 sees nothing
+        A.scaled_dot_product_attention(q, k, v, mask=np.array([True, False]))  # query 0 sees nothing

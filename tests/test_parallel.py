@@ -109,9 +109,9 @@ def test_a_forked_child_can_still_run_parts(restore_threads):
 
 def _attention_run(n_threads, qkv, g, mask, dropout_p):
     parallel.set_threads(n_threads)
-    from tinygrad_llm import functional as F
+    from tinygrad_llm.core import attention as A
     x = Tensor(qkv, requires_grad=True)
-    y = F.packed_attention(x, causal=True, mask=mask, dropout_p=dropout_p, training=dropout_p > 0,
+    y = A.packed_attention(x, causal=True, mask=mask, dropout_p=dropout_p, training=dropout_p > 0,
                            rng=np.random.default_rng(3))
     y.backward(g)
     return y.data, x.grad
@@ -133,14 +133,14 @@ def test_attention_is_bitwise_the_same_with_one_thread_and_with_several(dropout_
 
 
 def test_a_fully_masked_row_is_reported_from_a_worker_thread_too(restore_threads):
-    from tinygrad_llm import functional as F
+    from tinygrad_llm.core import attention as A
     parallel.set_threads(2)
     B, nh, T, hs = 16, 2, 256, 8  # the first block of 64 queries has MIN_PARALLEL scores
     q = Tensor(np.zeros((B, nh, T, hs), dtype=np.float32))
     mask = np.zeros((B, 1, 1, T), dtype=bool)
     mask[-1, ..., 0] = True  # the last sequence's first query sees nothing: a row in the last part
     with pytest.raises(ValueError, match="entirely -inf"):
-        F.scaled_dot_product_attention(q, q, q, causal=True, mask=mask)
+        A.scaled_dot_product_attention(q, q, q, causal=True, mask=mask)
 
 
 def test_layer_norm_is_bitwise_the_same_with_one_thread_and_with_several(restore_threads):

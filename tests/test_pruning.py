@@ -11,17 +11,18 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, AdamW, GPTConfig, gradcheck
-from tinygrad_llm.compress import pruning
+from tinygrad_llm.compress import pruning, sparse, structured
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.train.optim import weight_decay_groups
-from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, PrunedAttention, PruningMask,
-                                  bitmap_bytes, break_even_sparsity, check_sparsity, csr_bytes,
-                                  finetune_pruned, head_scores, hold_mask, index_dtype, iterative_prune,
-                                  load_sparse, lowest_scores, magnitude_masks, magnitude_prune, mask_heads,
-                                  mask_neurons, neuron_scores, prunable_weights, prune_structured,
-                                  save_sparse, shrink_heads, shrink_neurons, sparsity_schedule,
-                                  storage_bytes, to_csr)
+from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, PruningMask, check_sparsity,
+                                           finetune_pruned, hold_mask, iterative_prune, magnitude_masks,
+                                           magnitude_prune, prunable_weights, sparsity_schedule)
+from tinygrad_llm.compress.structured import (PrunedAttention, head_scores, lowest_scores, mask_heads,
+                                              mask_neurons, neuron_scores, prune_structured, shrink_heads,
+                                              shrink_neurons)
+from tinygrad_llm.compress.sparse import (bitmap_bytes, break_even_sparsity, csr_bytes, index_dtype,
+                                          load_sparse, save_sparse, storage_bytes, to_csr)
 from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
 CONFIG = GPTConfig(vocab_size=40, context_length=12, d_model=16, n_layer=2, n_head=4)
@@ -47,8 +48,8 @@ def logits(model, idx: np.ndarray) -> np.ndarray:
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(pruning)
-    assert result.attempted >= 3 and result.failed == 0
+    results = [doctest.testmod(module) for module in (pruning, structured, sparse)]
+    assert sum(r.attempted for r in results) >= 3 and sum(r.failed for r in results) == 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -440,7 +441,7 @@ def test_save_and_load_sparse_round_trip(tmp_path):
     save_safetensors(dense_path, model.state_dict())
     assert path.stat().st_size < dense_path.stat().st_size
     tensors, metadata = load_safetensors(path)
-    assert metadata["format"] == pruning.SPARSE_FORMAT and "blocks.0.attn.qkv.weight.values" in tensors
+    assert metadata["format"] == sparse.SPARSE_FORMAT and "blocks.0.attn.qkv.weight.values" in tensors
 
 
 def test_load_sparse_rejects_wrong_or_corrupt_files(tmp_path):

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch", reason="the parity tests need PyTorch: pip 
 from op_cases import FUNCTIONAL_CASES, OP_CASES, case_ids, joined  # noqa: E402
 from tinygrad_llm import Tensor  # noqa: E402
 from tinygrad_llm import functional as F  # noqa: E402
+from tinygrad_llm.core import attention as A  # noqa: E402
 
 TF = torch.nn.functional
 TOLERANCE = dict(rtol=1e-10, atol=1e-10)
@@ -79,7 +80,7 @@ def test_two_layer_mlp_with_cross_entropy_matches_torch(activation):
 def _our_attention(x, wq, wk, wv, variant):
     q, k, v = x @ wq, x @ wk, x @ wv                              # (B, T, hs) each
     if variant == "fused_attention_op":
-        return F.scaled_dot_product_attention(q, k, v, causal=True)
+        return A.scaled_dot_product_attention(q, k, v, causal=True)
     T, hs = x.shape[1], wq.shape[1]
     scores = (q @ k.swapaxes(-1, -2)) * (1.0 / np.sqrt(hs))      # (B, T, T)
     causal = np.triu(np.ones((T, T), dtype=bool), k=1)           # True above the diagonal: the future

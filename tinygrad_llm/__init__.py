@@ -36,14 +36,16 @@ from .evaluate.metrics import (rouge_tokenize, rouge_n, rouge_l, rouge, mean_rou
 from .model.gpt2 import load_gpt2, export_gpt2
 
 # --- lessons 10-12: fine-tuning --------------------------------------------------------------
-from .finetune.topic_task import (topic_classification_task, ClassificationTask, ClassificationSplit, bag_of_words,
-                    majority_class, best_keyword_rule, SoftmaxRegression)
+from .finetune.topic_task import topic_classification_task, ClassificationTask, ClassificationSplit
+from .finetune.baselines import bag_of_words, majority_class, best_keyword_rule, SoftmaxRegression
 from .finetune.classifier import (GPTClassifier, ClassifierHead, freeze, extract_features, train_classifier,
                              FineTuneConfig, FineTuneHistory, gradient_bytes, optimizer_state_bytes)
-from .finetune.instruct import (PromptTemplate, InstructionExample, InstructionData, build_instruction_data,
-                       encode_example, PromptTooLongError, response_loss, InstructConfig,
-                       InstructionTrainer, InstructHistory, generate_responses, evaluate_responses,
-                       exact_match)
+from .finetune.instruction_data import (PromptTemplate, InstructionExample, InstructionData,
+                                        build_instruction_data, encode_example, PromptTooLongError,
+                                        response_loss)
+from .finetune.instruction_tuning import (InstructConfig, InstructionTrainer, InstructHistory,
+                                          generate_responses, evaluate_responses)
+from .evaluate.answers import exact_match
 from .finetune.lora import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merge_lora, unmerge_lora,
                    unload_lora, save_lora, load_lora)
 from .finetune.adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
@@ -59,6 +61,8 @@ from .compress.quantized_state import save_quantized, load_quantized
 from .compress.qat import fake_quantize, prepare_qat, convert_qat
 from .compress.qlora import apply_qlora, finetune_memory
 from .compress.lowprec import round_to_bfloat16, round_to_float16
-from .compress.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned, iterative_prune,
-                      sparsity_schedule, prune_structured, storage_bytes, save_sparse, load_sparse)
+from .compress.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned,
+                               iterative_prune, sparsity_schedule)
+from .compress.structured import prune_structured
+from .compress.sparse import storage_bytes, save_sparse, load_sparse
 from .compress.distill import kl_div_with_temperature, distillation_loss, Distiller

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import functional as F
+from ..core.attention import packed_attention, scaled_dot_product_attention
 from .nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, check_token_ids
 from ..core.tensor import Tensor, is_grad_enabled
 
@@ -131,13 +132,13 @@ class MultiHeadAttention(Module):
         # a single query (one new token, with a cache) is the last position: it may see every key
         options = dict(causal=T > 1, mask=mask, dropout_p=self.dropout_p, training=self.training, rng=self.rng)
         if kv is None:
-            y = F.packed_attention(qkv, **options)  # (B, nh, T, hs)
+            y = packed_attention(qkv, **options)  # (B, nh, T, hs)
         else:
             keys, values, start = kv
             keys[:, :, start:start + T] = qkv.data[1]
             values[:, :, start:start + T] = qkv.data[2]
             k, v = Tensor(keys[:, :, :start + T]), Tensor(values[:, :, :start + T])  # (B, nh, start+T, hs)
-            y = F.scaled_dot_product_attention(qkv[0], k, v, **options)
+            y = scaled_dot_product_attention(qkv[0], k, v, **options)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.proj(y))
 
