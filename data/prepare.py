@@ -4,7 +4,7 @@
     python data/prepare.py --input data/tiny_corpus.txt --vocab-size 512
     python data/prepare.py --input my_texts/ --out prepared/ --val-fraction 0.05
 
-A thin wrapper over ``tinygrad_llm.prepare_corpus``: the arrays are written as ``.npy`` files into a
+A thin wrapper over ``tinygrad_llm.prepare_corpus`` with the course's defaults: the arrays are written as ``.npy`` files into a
 sub-folder of the output folder named after the corpus and a hash of its settings, and a second
 run with the same settings loads them instead of recomputing (``--force`` recomputes).
 """
@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from tinygrad_llm import prepare_corpus
+from tinygrad_llm.course import prepare_with_defaults
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     try:
-        prepared = prepare_corpus(args.input, vocab_size=args.vocab_size, val_fraction=args.val_fraction,
+        prepared = prepare_with_defaults(args.input, vocab_size=args.vocab_size, val_fraction=args.val_fraction,
                                   out_dir=args.out, force=args.force)
     except (OSError, ValueError) as error:   # missing files, bad UTF-8, bad settings: one line, no traceback
         print(f"prepare: error: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ holds T predictions at once, not one. Windows start every `stride` tokens (they 
 stride < T) or at random positions, and B of them stack into a batch of shape (B, T).
 
 Builds on: lesson 02 (the course tokenizer: byte-level BPE with `<|endoftext|>`).
-Adds: `Document`, `load_documents`, `corpus_text`, `course_tokenizer`, `prepare_corpus`,
+Adds: `Document`, `load_documents`, `corpus_text`, `course_tokenizer`, `prepare_corpus`, `course_corpus`,
 `train_val_split`, `SlidingWindowDataset`, `DataLoader`, `random_batch`.
 
 Run: python lessons/03_data_loading.py           (2-4 seconds; if lesson 02 has not saved the
@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import (DataLoader, SlidingWindowDataset, corpus_text, load_documents,
-                          prepare_corpus, random_batch)
+                          course_corpus, random_batch)
 from tinygrad_llm.course import quick_mode, save_figure
 
 SEED = 3
@@ -72,7 +72,8 @@ print(f"non-ASCII characters: {sorted({c for c in text if ord(c) > 127})}")
 
 # %% [markdown]
 # ## 2. One array of token ids
-# `prepare_corpus` encodes every document with the course tokenizer of lesson 02 and puts the
+# `prepare_corpus` encodes every document with a tokenizer (`course_corpus` passes it the course
+# tokenizer of lesson 02 and the course's output folder) and puts the
 # `<|endoftext|>` id between documents, so the model can learn that what follows it is unrelated
 # to what came before. It saves the array to disk once (later calls load it), as uint16: the
 # ids are below 65,536, and two bytes per token instead of eight keep it a quarter of the size.
@@ -81,7 +82,7 @@ print(f"non-ASCII characters: {sorted({c for c in text if ord(c) > 127})}")
 # training window can overlap it, and the same on every run without a seed.
 
 # %%
-prepared = prepare_corpus(quick=QUICK, val_fraction=VAL_FRACTION)
+prepared = course_corpus(QUICK, val_fraction=VAL_FRACTION)
 tokenizer, stats = prepared.tokenizer, prepared.stats
 train, val = prepared.train, prepared.val
 separator = tokenizer.special_tokens["<|endoftext|>"]

@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import (GPT, MLP, GPTConfig, LayerNorm, Module, ModuleList, Tensor,
-                          TransformerBlock, no_grad, prepare_corpus, random_batch)
+                          TransformerBlock, no_grad, course_corpus, random_batch)
 from tinygrad_llm import functional as F
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.scale.memory import format_bytes, memory_table, parameter_counts
@@ -54,7 +54,7 @@ rng = np.random.default_rng(SEED)
 
 # The course model: GPTConfig's defaults (4 layers of width 128, 4 heads, 128 positions) with the
 # vocabulary of the course tokenizer. Quick mode uses the quick tokenizer (a smaller vocabulary).
-prepared = prepare_corpus(quick=QUICK)
+prepared = course_corpus(QUICK)
 tokenizer = prepared.tokenizer
 config = GPTConfig(vocab_size=tokenizer.vocab_size)
 C = config.d_model

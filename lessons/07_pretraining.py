@@ -33,10 +33,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import GPT, Trainer, generate, perplexity, prepare_corpus
+from tinygrad_llm import GPT, Trainer, generate, perplexity, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.train.trainer import (course_checkpoint_path, course_model_config, course_train_config,
-                                   load_model)
+from tinygrad_llm.course import course_checkpoint_path, course_model_config, course_train_config
+from tinygrad_llm.train.trainer import load_model
 
 # %% Settings: the course recipe (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -55,7 +55,7 @@ rng = np.random.default_rng(SEED)
 # never sees while training.
 
 # %%
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 tokenizer = corpus.tokenizer
 train_tokens, val_tokens = corpus.train, corpus.val
 print(f"vocabulary {tokenizer.vocab_size:,} tokens; train {len(train_tokens):,} tokens, "

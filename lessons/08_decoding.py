@@ -38,11 +38,11 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import generate, no_grad, prepare_corpus
+from tinygrad_llm import generate, no_grad, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.model.generation import apply_repetition_penalty, beam_search, next_token_distribution
 from tinygrad_llm.model.gpt import KVCache
-from tinygrad_llm.train.trainer import course_model
+from tinygrad_llm.course import course_model
 
 # %% Settings (quick mode shrinks the lengths for smoke tests)
 SEED = 8
@@ -179,7 +179,7 @@ print(f"top-k = {TOP_K}: keeps {np.count_nonzero(p_top_k)} tokens holding {probs
       f"of the mass, renormalised to {p_top_k.sum():.3f}")
 print(f"top-p = {TOP_P}: keeps {nucleus_size} tokens holding {cumulative[nucleus_size - 1]:.3f} >= {TOP_P}")
 
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 val = corpus.val.astype(np.int64)
 T = config.context_length
 starts = np.linspace(0, len(val) - T - 1, NUCLEUS_POSITIONS).astype(int)

@@ -40,13 +40,13 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import generate, no_grad, perplexity, prepare_corpus
+from tinygrad_llm import generate, no_grad, perplexity, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.evaluate.perplexity import sliding_windows, token_nll
 from tinygrad_llm.evaluate.metrics import (accuracy, bleu_tokenize, confusion_matrix, corpus_bleu, lcs_length,
                                   macro_f1, mean_rouge, precision_recall_f1, rouge, rouge_tokenize,
                                   sentence_bleu)
-from tinygrad_llm.train.trainer import course_model
+from tinygrad_llm.course import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -67,7 +67,7 @@ rng = np.random.default_rng(SEED)
 
 # %%
 model, tokenizer = course_model(QUICK)
-val_tokens = prepare_corpus(quick=QUICK).val.astype(np.int64)
+val_tokens = course_corpus(QUICK).val.astype(np.int64)
 T = model.config.context_length
 V = tokenizer.vocab_size
 print(f"{model.num_parameters():,} parameters, context {T} tokens, vocabulary {V}; "

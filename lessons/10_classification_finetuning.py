@@ -57,7 +57,7 @@ from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.finetune.baselines import (SoftmaxRegression, bag_of_words, best_keyword_rule,
                                              majority_class, word_vocabulary)
 from tinygrad_llm.finetune.topic_task import topic_classification_task
-from tinygrad_llm.train.trainer import course_model
+from tinygrad_llm.course import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0

@@ -56,7 +56,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import GPT, perplexity, prepare_corpus
+from tinygrad_llm import GPT, perplexity, course_corpus
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, IGNORE_INDEX, PromptTemplate,
@@ -64,7 +64,7 @@ from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, IGNORE_INDEX, 
                                                     response_loss, validation_topics)
 from tinygrad_llm.finetune.instruction_tuning import InstructConfig, InstructionTrainer, evaluate_responses
 from tinygrad_llm.finetune.lora import apply_lora
-from tinygrad_llm.train.trainer import course_model
+from tinygrad_llm.course import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -101,7 +101,7 @@ rng = np.random.default_rng(SEED)
 
 # %%
 base, tokenizer = course_model(QUICK)
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 val_tokens = corpus.val if VAL_TOKENS is None else corpus.val[:VAL_TOKENS]
 context = base.config.context_length
 documents = embedded_documents()

@@ -47,7 +47,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import GPT, Linear, Module, Tensor, no_grad, prepare_corpus
+from tinygrad_llm import GPT, Linear, Module, Tensor, no_grad, course_corpus
 from tinygrad_llm.finetune.adapters import (PromptTunedGPT, apply_bottleneck_adapters, finetune_cost,
                                    trainable_parameter_count)
 from tinygrad_llm.model.state import CheckpointError, save_safetensors
@@ -66,7 +66,7 @@ from tinygrad_llm.finetune.lora import (LoRALinear, active_adapter, adapter_name
                                load_lora, merge_lora, save_lora, set_active_adapter, unmerge_lora)
 from tinygrad_llm.finetune.baselines import majority_class
 from tinygrad_llm.finetune.topic_task import topic_classification_task
-from tinygrad_llm.train.trainer import course_model
+from tinygrad_llm.course import course_model
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -359,7 +359,7 @@ class PromptTunedLM(PromptTunedGPT):
         return super().forward(idx, targets)
 
 
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 documents = embedded_documents()
 data = build_instruction_data(documents, PASSAGE_WORDS, ANSWER_WORDS,
                               held_out_topics=validation_topics(documents, tokenizer, len(corpus.train)),

@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import (GPT, AdamW, clip_grad_norm_, cosine_schedule, generate, no_grad, perplexity,
-                          prepare_corpus, random_batch)
+                          course_corpus, random_batch)
 from tinygrad_llm import functional as F
 from tinygrad_llm.compress.calibration import calibrate
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
@@ -57,7 +57,8 @@ from tinygrad_llm.compress.qlora import apply_qlora, finetune_memory
 from tinygrad_llm.compress.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, pack_int4, quantize,
                                    quantize_model, unpack_int4, weight_arrays, weight_bytes)
 from tinygrad_llm.compress.quantized_state import load_quantized, save_quantized
-from tinygrad_llm.train.trainer import TrainConfig, Trainer, course_model
+from tinygrad_llm.course import course_model
+from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -86,7 +87,7 @@ lesson_start = time.perf_counter()
 
 # %%
 model, tokenizer = course_model(QUICK)
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 pretrained = {name: array.copy() for name, array in model.state_dict().items()}
 config = model.config
 val_tokens = corpus.val if VAL_TOKENS is None else corpus.val[:VAL_TOKENS]   # the same for every row

@@ -39,7 +39,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import GPT, AdamW, Linear, no_grad, perplexity, prepare_corpus
+from tinygrad_llm import GPT, AdamW, Linear, no_grad, perplexity, course_corpus
 from tinygrad_llm.model.state import save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
 from tinygrad_llm.text.data import random_batch
@@ -51,7 +51,8 @@ from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, fin
                                            prunable_weights)
 from tinygrad_llm.compress.sparse import break_even_sparsity, load_sparse, save_sparse, storage_bytes
 from tinygrad_llm.compress.structured import head_scores, neuron_scores, prune_structured
-from tinygrad_llm.train.trainer import TrainConfig, course_model
+from tinygrad_llm.course import course_model
+from tinygrad_llm.train.trainer import TrainConfig
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -82,7 +83,7 @@ lesson_start = time.perf_counter()
 
 # %%
 model, tokenizer = course_model(QUICK)
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 T = model.config.context_length
 val_tokens = corpus.val[:VAL_WINDOWS * T + 1]
 pretrained = {name: array.copy() for name, array in model.state_dict().items()}

@@ -43,14 +43,15 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import GPT, Tensor, TrainConfig, Trainer, gradcheck, perplexity, prepare_corpus
+from tinygrad_llm import GPT, Tensor, TrainConfig, Trainer, gradcheck, perplexity, course_corpus
 from tinygrad_llm.model.state import save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
 from tinygrad_llm.compress.distill import (Distiller, estimate_kl, kl_div_with_temperature,
                                   kl_div_with_temperature_composed, teacher_logits)
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.scale.memory import format_bytes
-from tinygrad_llm.train.trainer import course_model, estimate_loss
+from tinygrad_llm.course import course_model
+from tinygrad_llm.train.trainer import estimate_loss
 
 # %% Settings (quick mode shrinks everything for smoke tests)
 SEED = 0
@@ -86,7 +87,7 @@ lesson_start = time.perf_counter()
 
 # %%
 teacher, tokenizer = course_model(QUICK)
-corpus = prepare_corpus(quick=QUICK)
+corpus = course_corpus(QUICK)
 V, context = teacher.config.vocab_size, teacher.config.context_length
 starts = rng.integers(0, len(corpus.val) - context - 1, 16)
 inputs = np.stack([corpus.val[s:s + context] for s in starts]).astype(np.int64)           # (B, T)

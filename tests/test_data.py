@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinygrad_llm.course import course_corpus, prepare_with_defaults
 from tinygrad_llm import (DataLoader, Document, SlidingWindowDataset, corpus_text, course_tokenizer,
                           load_documents, prepare_corpus, random_batch, train_val_split)
 from tinygrad_llm.text.corpus import ENDOFTEXT, split_documents
@@ -393,8 +394,9 @@ def test_course_tokenizer_is_trained_once_then_loaded(tmp_path, monkeypatch):
     assert path.read_bytes() == saved, "the second call loads, it does not retrain"
     sample = 'for x in range(10):\n    print(f"{x!r}")  # naïve ✓'
     assert loaded.encode(sample) == tokenizer.encode(sample) and loaded.decode(loaded.encode(sample)) == sample
-    # the embedded corpus at the quick vocabulary uses this same tokenizer
-    prepared = prepare_corpus(quick=True)
+    # the embedded corpus at the quick vocabulary uses this same tokenizer, by name or by default
+    prepared = course_corpus(quick=True)
+    assert prepare_with_defaults(quick=True).folder == prepared.folder
     assert prepared.folder.parent == tmp_path / "data"
     assert prepared.tokenizer.encode(sample) == tokenizer.encode(sample)
     assert prepared.stats["documents"] == len(load_documents())

@@ -14,15 +14,18 @@ from .text.simple import CharTokenizer, WordTokenizer
 from .text.bpe import BPETokenizer, BatchEncoding, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 
 from .text.corpus import Document, Section, load_documents, corpus_text
-from .text.data import (course_tokenizer, prepare_corpus, PreparedCorpus, train_val_split,
+from .text.data import (prepare_corpus, PreparedCorpus, train_val_split,
                    SlidingWindowDataset, DataLoader, random_batch)
+
+# the course recipe (the tokenizer of lesson 02, the corpus of lesson 03, the model of lesson 07)
+from .course.recipe import course_tokenizer, course_corpus, course_model
 
 # --- lessons 04-07: modules, the GPT, training ----------------------------------------------
 from .model.nn import Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Dropout, GELU
 from .model.gpt import GPTConfig, GPT, MultiHeadAttention, MLP, TransformerBlock, sinusoidal_positions
 from .train.optim import SGD, Adam, AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
 from .model.state import save_safetensors, load_safetensors, CheckpointError
-from .train.trainer import TrainConfig, Trainer, TrainHistory, course_model
+from .train.trainer import TrainConfig, Trainer, TrainHistory
 from .evaluate.perplexity import perplexity
 from .model.generation import generate
 

@@ -34,13 +34,12 @@ from ..text.bpe import ENDOFTEXT, BPETokenizer
 from ..model.state import CheckpointError
 from ..text.corpus import read_text
 from ..course.settings import output_dir
-from ..text.data import course_tokenizer, prepare_corpus
+from ..course.recipe import course_model_config, course_tokenizer, course_train_config, prepare_with_defaults
 from ..evaluate.perplexity import token_nll
 from ..model.generation import generate
 from ..model.gpt import GPT
 from ..model.gpt2 import load_gpt2
-from ..train.trainer import (TrainConfig, Trainer, course_model_config, course_train_config, load_checkpoint_file,
-                       load_model)
+from ..train.trainer import TrainConfig, Trainer, load_checkpoint_file, load_model
 
 PROG = "tinygrad-llm"
 
@@ -143,9 +142,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _prepare(args, tokenizer: BPETokenizer | None = None, force: bool = False):
-    return prepare_corpus(args.source, tokenizer=tokenizer, vocab_size=args.vocab_size,
-                          val_fraction=args.val_fraction, out_dir=args.data_dir, force=force,
-                          quick=args.quick)
+    return prepare_with_defaults(args.source, tokenizer=tokenizer, vocab_size=args.vocab_size,
+                                 val_fraction=args.val_fraction, out_dir=args.data_dir, force=force,
+                                 quick=args.quick)
 
 
 def cmd_prepare(args) -> int:

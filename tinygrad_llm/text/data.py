@@ -3,8 +3,8 @@
 A language model is trained to predict each token from the tokens before it. This module turns a
 corpus (``tinygrad_llm.text.corpus``) into exactly that, in four steps:
 
-1. ``course_tokenizer()``: the lesson-02 byte-level BPE tokenizer, loaded from the output folder,
-   or trained and saved there when it is missing, so that every lesson runs on its own;
+1. a tokenizer: the lesson-02 byte-level BPE tokenizer (the course's comes from
+   ``tinygrad_llm.course.course_tokenizer``), or one trained on the corpus here;
 2. ``prepare_corpus()``: the corpus encoded once into a token array on disk (``.npy``), cut into
    a training part and a validation part, with statistics; cached by a hash of text and settings;
 3. ``SlidingWindowDataset`` and ``DataLoader``: windows of ``max_length + 1`` tokens, every
@@ -34,61 +34,12 @@ import numpy as np
 
 from .bpe import BPETokenizer
 from .corpus import ENDOFTEXT, Document, corpus_text, load_documents
-from ..course.settings import output_dir
 
-# The course tokenizer (lesson 02). 2,048 tokens give about 3.7 bytes per token on the corpus
-# while the embedding table stays small (2,048 rows); the quick one is for the test suite.
-COURSE_VOCAB_SIZE = 2048
-QUICK_VOCAB_SIZE = 512
-QUICK_TRAINING_CHARACTERS = 100_000   # the quick tokenizer learns from the first ~100 KB
-COURSE_PATTERN = "gpt4"
+DEFAULT_VOCAB_SIZE = 2048
 CACHE_FORMAT = 1   # bump when the files written by prepare_corpus change meaning
 
 
-# --- the course tokenizer -------------------------------------------------------------------------
-
-def course_tokenizer_path(quick: bool = False) -> Path:
-    """Where the course tokenizer lives: ``<output_dir>/tokenizer/course_tokenizer[_quick].json``."""
-    return output_dir("tokenizer") / ("course_tokenizer_quick.json" if quick else "course_tokenizer.json")
-
-
-def train_course_tokenizer(quick: bool = False) -> BPETokenizer:
-    """Train the course tokenizer from scratch on the embedded corpus (no files touched).
-
-    Full: vocabulary 2,048 on the whole corpus. Quick: vocabulary 512 on the first documents,
-    up to ~100,000 characters (whole documents, so no separator is ever cut in half).
-    """
-    documents = load_documents()
-    if quick:
-        documents = _leading_documents(documents, QUICK_TRAINING_CHARACTERS)
-    vocab_size = QUICK_VOCAB_SIZE if quick else COURSE_VOCAB_SIZE
-    return BPETokenizer.train(corpus_text(documents), vocab_size, pattern=COURSE_PATTERN,
-                              special_tokens=(ENDOFTEXT,))
-
-
-def course_tokenizer(quick: bool = False) -> BPETokenizer:
-    """The lesson-02 tokenizer: loaded from ``course_tokenizer_path(quick)``, or trained with
-    ``train_course_tokenizer(quick)`` and saved there when the file is missing."""
-    path = course_tokenizer_path(quick)
-    if path.exists():
-        return BPETokenizer.load(path)
-    tokenizer = train_course_tokenizer(quick)
-    _save_tokenizer(tokenizer, path)
-    return tokenizer
-
-
-def _leading_documents(documents: list[Document], characters: int) -> list[Document]:
-    """The first documents whose texts add up to about ``characters`` (at least one)."""
-    chosen, total = [], 0
-    for document in documents:
-        if chosen and total + len(document.text) > characters:
-            break
-        chosen.append(document)
-        total += len(document.text)
-    return chosen
-
-
-def _save_tokenizer(tokenizer: BPETokenizer, path: Path) -> None:
+def save_tokenizer_atomically(tokenizer: BPETokenizer, path: Path) -> None:
     # Save under a temporary name in the same folder, then rename: a reader never sees half a file,
     # and two processes training at once both end with a complete one.
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
@@ -162,22 +113,22 @@ class PreparedCorpus:
         return self.folder / "tokenizer.json"
 
 
-def prepare_corpus(source: str | Path | None = None, *, tokenizer: BPETokenizer | None = None,
-                   vocab_size: int | None = None, val_fraction: float = 0.1,
-                   out_dir: str | Path | None = None, force: bool = False,
-                   quick: bool = False) -> PreparedCorpus:
+def prepare_corpus(source: str | Path | None = None, *, out_dir: str | Path,
+                   tokenizer: BPETokenizer | None = None, vocab_size: int | None = None,
+                   pattern: str | None = "gpt4", val_fraction: float = 0.1,
+                   force: bool = False) -> PreparedCorpus:
     """Encode a corpus into train/validation token arrays on disk and return them.
 
-    ``source`` is passed to ``load_documents`` (``None``: the embedded corpus). The tokenizer is,
-    in order: the one given; the course tokenizer (``course_tokenizer(quick)``) for the embedded
-    corpus at the course vocabulary size (2,048, or 512 when ``quick``); otherwise a new BPE
-    tokenizer trained on this corpus with ``vocab_size`` (default 2,048, or 512 when ``quick``).
+    ``source`` is passed to ``load_documents`` (``None``: the embedded corpus). The tokenizer is
+    the one given, or else a new BPE tokenizer trained on this corpus with ``vocab_size``
+    (default 2,048) and the split ``pattern``, with ``<|endoftext|>`` as its special token.
+    (The course's own tokenizer and folders come from ``tinygrad_llm.course``.)
 
     Documents are encoded one by one with the ``<|endoftext|>`` id between them, which gives the
     same ids as encoding ``corpus_text(documents)`` with special tokens allowed. The ids are stored
     as uint16 when the vocabulary fits in 65,536 (a quarter of int64's memory), else uint32.
 
-    Files go to ``out_dir`` (default ``output_dir("data")``), in a sub-folder named after the
+    Files go to ``out_dir``, in a sub-folder named after the
     corpus and a hash of its text and every setting, so a second call with the same inputs loads
     the arrays instead of recomputing them; ``force=True`` recomputes. ``meta.json`` records the
     settings and statistics: documents, characters, bytes (UTF-8), tokens (train, val),
@@ -188,27 +139,23 @@ def prepare_corpus(source: str | Path | None = None, *, tokenizer: BPETokenizer 
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     documents = load_documents(source)
     text = corpus_text(documents)
-    default_vocab = QUICK_VOCAB_SIZE if quick else COURSE_VOCAB_SIZE
-    if tokenizer is None and source is None and vocab_size in (None, default_vocab):
-        tokenizer = course_tokenizer(quick)
     if tokenizer is not None:
         if vocab_size is not None and vocab_size != tokenizer.vocab_size:
             raise ValueError(f"vocab_size={vocab_size} disagrees with the given tokenizer's "
                              f"vocab_size {tokenizer.vocab_size}; pass one or the other")
         recipe = {"sha256": _tokenizer_fingerprint(tokenizer)}
     else:
-        vocab_size = default_vocab if vocab_size is None else vocab_size
+        vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size <= 256:
             raise ValueError(f"vocab_size must be an integer above 256 (the byte tokens), got {vocab_size}")
-        recipe = {"train": {"vocab_size": vocab_size, "pattern": COURSE_PATTERN,
+        recipe = {"train": {"vocab_size": vocab_size, "pattern": pattern,
                             "special_tokens": [ENDOFTEXT]}}
 
     settings = {"format": CACHE_FORMAT, "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
                 "val_fraction": val_fraction, "tokenizer": recipe}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     name = "pydoc" if source is None else re.sub(r"[^\w.-]+", "_", Path(source).stem) or "corpus"
-    root = Path(out_dir) if out_dir is not None else output_dir("data")
-    folder = root / f"{name}-{key}"
+    folder = Path(out_dir) / f"{name}-{key}"
 
     if not force:
         cached = _load_prepared(folder, settings, tokenizer)
@@ -217,7 +164,7 @@ def prepare_corpus(source: str | Path | None = None, *, tokenizer: BPETokenizer 
 
     start = time.perf_counter()
     if tokenizer is None:
-        tokenizer = BPETokenizer.train(text, vocab_size, pattern=COURSE_PATTERN, special_tokens=(ENDOFTEXT,))
+        tokenizer = BPETokenizer.train(text, vocab_size, pattern=pattern, special_tokens=(ENDOFTEXT,))
     tokens = encode_documents(tokenizer, documents)
     train, val = train_val_split(tokens, val_fraction)
     counts = np.bincount(tokens, minlength=tokenizer.vocab_size)
@@ -237,7 +184,7 @@ def prepare_corpus(source: str | Path | None = None, *, tokenizer: BPETokenizer 
     folder.mkdir(parents=True, exist_ok=True)
     _save_array(train, folder / "train.npy")
     _save_array(val, folder / "val.npy")
-    _save_tokenizer(tokenizer, folder / "tokenizer.json")
+    save_tokenizer_atomically(tokenizer, folder / "tokenizer.json")
     # The sidecar is written last: its presence (with matching settings) marks a complete cache.
     meta = {"settings": settings, "source": "embedded" if source is None else str(source), "stats": stats}
     _write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
