@@ -27,7 +27,7 @@ from ..model.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
 from ..core.tensor import Tensor, no_grad
 
-CHECKPOINT_FORMAT = "tinygrad_llm.model.state"
+CHECKPOINT_FORMAT = "tinygrad_llm.checkpoint"   # written into every training checkpoint (unchanged since 0.1)
 CHECKPOINT_VERSION = 1
 
 
