@@ -154,16 +154,16 @@ class Adam(Optimizer):
         eps_scaled = eps * root_correction
         arrays = (p.data, np.asarray(grad, dtype=p.dtype), m, v)
         if not all(a.flags.c_contiguous for a in arrays):  # parts must be views, not copies
-            _adam_part(*arrays, beta1, beta2, shrink, eps_scaled, step_size)
+            adam_update_part(*arrays, beta1, beta2, shrink, eps_scaled, step_size)
             return
         flat = [a.reshape(-1) for a in arrays]
         # in place, through one scratch array per part, on every core: on large parameters the
         # update's cost is passes over memory, so it makes as few as it can
-        parallel.in_parts(lambda part: _adam_part(*(a[part] for a in flat), beta1, beta2, shrink,
+        parallel.in_parts(lambda part: adam_update_part(*(a[part] for a in flat), beta1, beta2, shrink,
                                                   eps_scaled, step_size), p.data.size)
 
 
-def _adam_part(param, grad, m, v, beta1, beta2, shrink, eps_scaled, step_size) -> None:
+def adam_update_part(param, grad, m, v, beta1, beta2, shrink, eps_scaled, step_size) -> None:
     """One Adam update of (part of) a parameter, in place."""
     scratch = np.multiply(grad, 1 - beta1)
     m *= beta1

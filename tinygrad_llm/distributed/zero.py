@@ -1,0 +1,126 @@
+"""ZeRO: sharding Adam's state (stage 1) and the gradients (stage 2) over the ranks (the scale lessons).
+
+Unlike ``ddp``, where every rank keeps the optimizer state of every parameter and takes the same
+step R times over, each rank here owns 1/R of every parameter group's elements:
+
+1. the gradients are summed with a *reduce-scatter* instead of an all-reduce: rank r receives
+   only the sum of part r (and divides it by R, the average);
+2. it updates part r of the weights with its part of Adam's m and v (the update is elementwise,
+   so the result is the same as updating everything);
+3. an *all-gather* of the updated parts gives every rank the whole model again.
+
+The two collectives move the same 2Ψ values as one all-reduce, for 1/R of the optimizer memory.
+Stage 2 also drops each full gradient once its part has been taken, so a rank holds 1/R of the
+gradients between steps. Stage 3 (sharding the weights too, gathered layer by layer) needs the
+model's forward and backward to fetch and free weights, which this engine's closures do not do:
+``scale.sharding`` computes what it would hold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core.checks import check_choice, check_positive
+from ..train.optim import Adam, adam_update_part
+from .comm import Communicator
+from .ddp import Bucket
+
+STAGES = (1, 2)
+
+
+class _GroupShard:
+    """One parameter group packed flat (padded to a multiple of R) and this rank's part of it."""
+
+    def __init__(self, group: dict, comm: Communicator) -> None:
+        self.settings = group
+        self.bucket = Bucket([p for p in group["params"] if p.requires_grad])
+        n = self.bucket.buffer.size
+        self.padded = -(-n // comm.size) * comm.size
+        self.part = slice(comm.rank * self.padded // comm.size, (comm.rank + 1) * self.padded // comm.size)
+        dtype = self.bucket.buffer.dtype
+        self.flat = np.zeros(self.padded, dtype=dtype)   # the whole group's weights, gathered
+        self.m = np.zeros(self.padded // comm.size, dtype=dtype)
+        self.v = np.zeros_like(self.m)
+        self.grad: np.ndarray | None = None   # stage 2: this rank's part of the averaged gradient
+        self.step = 0
+
+
+class ZeroOptimizer:
+    """Wraps an ``Adam``/``AdamW``: same settings (its ``lr`` is read at every step, so schedules
+    keep working), state sharded over ``comm``'s ranks. Call ``step()`` after ``backward()``."""
+
+    def __init__(self, optimizer: Adam, comm: Communicator, stage: int = 1) -> None:
+        if not isinstance(optimizer, Adam):
+            raise TypeError(f"ZeRO shards Adam's moments; got {type(optimizer).__name__}")
+        self.optimizer, self.comm = optimizer, comm
+        self.stage = check_choice("stage", stage, STAGES)
+        self.groups = [_GroupShard(g, comm) for g in optimizer.param_groups
+                       if any(p.requires_grad for p in g["params"])]
+        self.step_count = 0
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = value
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+        for shard in self.groups:
+            shard.grad = None
+
+    def step(self, max_norm: float | None = None) -> float:
+        """Average, (clip,) update this rank's part, gather; returns the gradient norm before clipping."""
+        size = self.comm.size
+        parts = []
+        for shard in self.groups:
+            full = np.zeros(shard.padded, dtype=shard.flat.dtype)
+            full[:shard.bucket.buffer.size] = shard.bucket.pack_grads()
+            part = self.comm.reduce_scatter(full)
+            part /= size
+            parts.append(part)
+            if self.stage == 2:   # the full gradients are not kept: this rank holds its part only
+                for p in shard.bucket.params:
+                    p.grad = None
+                shard.grad = part
+        # the global norm from the parts: each rank's sum of squares, summed over ranks
+        squares = np.array([sum(float(np.vdot(part, part)) for part in parts)])
+        norm = math.sqrt(float(self.comm.allreduce_(squares)[0]))
+        scale = None
+        if max_norm is not None:
+            check_positive("max_norm", max_norm)
+            if math.isfinite(norm) and norm > max_norm:
+                scale = max_norm / (norm + 1e-6)   # the rule of clip_grad_norm_
+        self.step_count += 1
+        decoupled = self.optimizer.decoupled
+        for shard, grad in zip(self.groups, parts):
+            if scale is not None:
+                grad *= scale
+            group = shard.settings
+            beta1, beta2 = group["betas"]
+            lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
+            shard.flat[:shard.bucket.buffer.size] = shard.bucket.pack_data()
+            weights = shard.flat[shard.part]
+            if decay and not decoupled:
+                grad = grad + decay * weights
+            shard.step += 1
+            root_correction = math.sqrt(1 - beta2 ** shard.step)
+            step_size = lr * root_correction / (1 - beta1 ** shard.step)
+            shrink = 1 - lr * decay if decay and decoupled else None
+            adam_update_part(weights, grad, shard.m, shard.v, beta1, beta2, shrink, eps * root_correction, step_size)
+            gathered = self.comm.allgather_(np.ascontiguousarray(weights), np.empty_like(shard.flat))
+            shard.bucket.buffer[...] = gathered[:shard.bucket.buffer.size]
+            shard.bucket.unpack_data()
+        return norm
+
+    def held_bytes(self) -> dict[str, int]:
+        """Bytes this rank holds now: weights, gradients, optimizer state (measured from its arrays)."""
+        params = [p for shard in self.groups for p in shard.bucket.params]
+        return {"parameters": sum(p.data.nbytes for p in params),
+                "gradients": sum(p.grad.nbytes for p in params if p.grad is not None)
+                + sum(shard.grad.nbytes for shard in self.groups if shard.grad is not None),
+                "optimizer": sum(shard.m.nbytes + shard.v.nbytes for shard in self.groups)}
