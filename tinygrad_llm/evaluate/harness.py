@@ -243,7 +243,9 @@ def _score_batch(model, contexts: np.ndarray, continuations: list[list[list[int]
     contexts into a cache, the cache copied per choice, one forward over the choices."""
     D, L = contexts.shape
     cache = KVCache(model.config, D, dtype=model.output_weight().data.dtype)
-    first = _log_softmax(model(contexts, cache=cache).data[:, -1])   # (D, V): the first choice token
+    # only the last context position predicts a choice token: the head runs on it alone
+    last = model.hidden_states(contexts, cache=cache).data[:, -1]     # (D, C)
+    first = _log_softmax(last @ model.output_weight().data.T)         # (D, V): the first choice token
     rows = [(d, c) for d in range(D) for c in range(len(continuations[d]))]
     longest = max(len(continuations[d][c]) for d, c in rows)
     scores = {row: (float(first[row[0], continuations[row[0]][row[1]][0]]),
@@ -270,7 +272,7 @@ def _score_batch(model, contexts: np.ndarray, continuations: list[list[list[int]
 
 
 def score_choices(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]],
-                  batch_size: int = 32) -> list[ChoiceScores]:
+                  batch_size: int = 64) -> list[ChoiceScores]:
     """For each (context, continuations), the log-likelihood of every continuation given the context."""
     batch_size = check_positive_int("batch_size", batch_size)
     window = model.config.context_length
