@@ -95,7 +95,8 @@ def round_to_grid(w: np.ndarray, scale: np.ndarray, zero: np.ndarray, bits: int)
     return np.clip(np.rint(w / scale) + zero, qmin, qmax)
 
 
-def _check(weight: np.ndarray, bits: int, group_size: int) -> tuple[int, int]:
+def check_grid(weight: np.ndarray, bits: int, group_size: int) -> tuple[int, int]:
+    """(bits, group_size) checked for a 2-D weight whose rows the groups divide."""
     bits = check_int("bits", bits, minimum=2, maximum=8)
     group_size = check_positive_int("group_size", group_size)
     if weight.ndim != 2:
@@ -108,7 +109,7 @@ def _check(weight: np.ndarray, bits: int, group_size: int) -> tuple[int, int]:
 def rtn(weight: np.ndarray, bits: int = 4, group_size: int = 128) -> GridWeights:
     """Round to nearest on the same grid (the baseline GPTQ is measured against)."""
     w = np.asarray(weight, dtype=np.float64)
-    bits, group_size = _check(w, bits, group_size)
+    bits, group_size = check_grid(w, bits, group_size)
     rows, cols = w.shape
     grids = [minmax_grid(w[:, g:g + group_size], bits) for g in range(0, cols, group_size)]
     scale = np.stack([s for s, _ in grids], axis=1)
@@ -150,7 +151,7 @@ def gptq(weight: np.ndarray, H: np.ndarray, bits: int = 4, group_size: int = 128
          damp: float = 0.01, act_order: bool = False) -> GridWeights:
     """Quantize ``weight`` (out, in) with GPTQ for inputs of second moments ``H`` (in, in)."""
     W = np.array(weight, dtype=np.float64)
-    bits, group_size = _check(W, bits, group_size)
+    bits, group_size = check_grid(W, bits, group_size)
     block_size = check_positive_int("block_size", block_size)
     damp = check_fraction("damp", damp, low_open=True)
     rows, cols = W.shape
