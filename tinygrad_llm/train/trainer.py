@@ -282,7 +282,7 @@ class Trainer:
         value = loss.item()
         if not math.isfinite(value):
             raise FloatingPointError(
-                f"training loss became {value} at step {self.step + 1}; stopping instead of training on "
+                f"training loss became {value} at step {self.step}; stopping instead of training on "
                 f"garbage. Lower the learning rate (now {optimizer.lr:.3g}) or check the data")
         if terms:   # read before backward, which may reuse the graph's arrays
             for name, term in terms.items():
@@ -293,7 +293,7 @@ class Trainer:
             call(self)
         norm = clip_grad_norm_(self.parameters, self.config.grad_clip)
         if not math.isfinite(norm):
-            raise FloatingPointError(f"gradient norm became {norm} at step {self.step + 1}; stopping. "
+            raise FloatingPointError(f"gradient norm became {norm} at step {self.step}; stopping. "
                                      f"Lower the learning rate (now {optimizer.lr:.3g})")
         optimizer.lr = self.learning_rate(self.step)
         for call in self._calls["before_step"]:
