@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
@@ -10,12 +11,18 @@ import pytest
 from tinygrad_llm import Mix, RandomWindows, ShuffledRows, TrainHook
 from tinygrad_llm.model.gpt import GPT, GPTConfig
 from tinygrad_llm.model.nn import Parameter
+from tinygrad_llm.train import batches
 from tinygrad_llm.train.batches import MixedBatch, items_of, mix_rows, rows_of
 from tinygrad_llm.train.optim import clip_grad_norm_
 from tinygrad_llm.train.trainer import TrainConfig, Trainer, TrainHistory
 
 MODEL = GPTConfig(vocab_size=20, context_length=8, d_model=16, n_layer=1, n_head=2)
 TOKENS = (np.arange(400) % 20).astype(np.uint16)
+
+
+def test_module_docstring_examples_run():
+    result = doctest.testmod(batches)
+    assert result.attempted >= 4 and result.failed == 0
 
 
 def small_config(**changes) -> TrainConfig:

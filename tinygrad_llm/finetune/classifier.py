@@ -280,6 +280,14 @@ def _validation(model: Module, inputs: np.ndarray, labels: np.ndarray) -> tuple[
     return float(np.mean(np.argmax(logits, axis=1) == labels)), loss
 
 
+def _validation_metrics(inputs: np.ndarray, labels: np.ndarray) -> Callable[[Module], dict[str, float]]:
+    """The evaluator of a classifier: validation accuracy and loss on ``(inputs, labels)``."""
+    def evaluate(model: Module) -> dict[str, float]:
+        accuracy, loss = _validation(model, inputs, labels)
+        return {"val_accuracy": accuracy, "val_loss": loss}
+    return evaluate
+
+
 def classification_loss(model: Module, batch: tuple[np.ndarray, np.ndarray]) -> Tensor:
     """The objective: cross-entropy of ``model(inputs)`` (B, K) against the labels (B,)."""
     inputs, labels = batch
@@ -332,15 +340,8 @@ def classifier_trainer(model: Module, inputs: np.ndarray, labels: np.ndarray, co
         raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
     config = dataclasses.replace(config, batch_size=min(config.batch_size, len(labels)))
     rows = ShuffledRows(len(labels), rows_of(inputs, labels), rng, drop_last=True)
-    evaluator, hooks = None, []
-    if val is not None:
-        val_inputs, val_labels = val[0], np.asarray(val[1], dtype=np.int64)
-
-        def evaluator(m: Module) -> dict[str, float]:
-            accuracy, loss = _validation(m, val_inputs, val_labels)
-            return {"val_accuracy": accuracy, "val_loss": loss}
-
-        hooks.append(KeepBest(params))
+    evaluator = None if val is None else _validation_metrics(val[0], np.asarray(val[1], dtype=np.int64))
+    hooks = [] if val is None else [KeepBest(params)]
     # the gradient norm sums over the parameters in model order, as it always has
     return Trainer(model, config=config, log=log, batches=rows, objective=classification_loss,
                    evaluator=evaluator, parameters=params, hooks=hooks)
