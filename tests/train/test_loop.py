@@ -86,13 +86,13 @@ def test_a_non_finite_weight_stops_training_and_nothing_is_saved(tmp_path):
     trainer = Trainer(GPT(MODEL), TOKENS, config=small_config(), log=None)
     trainer.train(steps=1)
     trainer.model.token_embedding.weight.data[19, 0] = np.inf  # a row no window may read soon
-    with pytest.raises(FloatingPointError, match="non-finite by step 1"):
+    with pytest.raises(FloatingPointError, match="non-finite at step 1"):
         trainer.save(tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
 
 
-@pytest.mark.parametrize("from_step, message", [(0, "training loss became nan at step 1"),
-                                                 (5, "became non-finite by step 6")])
+@pytest.mark.parametrize("from_step, message", [(0, "became non-finite at step 1"),
+                                                 (5, "became non-finite at step 6")])
 def test_an_infinite_update_stops_training_and_nothing_is_saved(from_step, message, tmp_path):
     class Explode(TrainHook):   # what an unchecked learning rate would do
         def before_step(self, trainer):
@@ -101,6 +101,7 @@ def test_an_infinite_update_stops_training_and_nothing_is_saved(from_step, messa
     trainer = Trainer(GPT(MODEL), TOKENS, config=small_config(), log=None, hooks=[Explode()])
     with pytest.raises(FloatingPointError, match=message), np.errstate(all="ignore"):
         trainer.train()
+    assert trainer.step == from_step and len(trainer.history.train_loss) == from_step
     with pytest.raises(FloatingPointError, match="non-finite"):
         trainer.save(tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
@@ -260,3 +261,12 @@ def test_a_trainer_on_shuffled_rows_with_an_evaluator_and_its_log():
     assert history.eval_steps == [0, 3, 6] and history.metrics["rows_seen"] == [3.0] * 3
     assert len(lines) == 2 and "rows seen 3" in lines[-1]
     assert history.seconds > 0
+
+
+def test_huge_but_finite_weights_are_not_called_non_finite():
+    trainer = Trainer(GPT(MODEL), TOKENS, config=small_config(), log=None)
+    trainer.model.blocks[0].mlp.up.weight.data[:] = 1e30   # their squares overflow float32
+    trainer.check_parameters()
+    trainer.model.blocks[0].mlp.up.weight.data[0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match=r"blocks.0.mlp.up.weight \(shape \(64, 16\)\) became"):
+        trainer.check_parameters()

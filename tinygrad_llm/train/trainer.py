@@ -21,9 +21,9 @@ optimizer that holds a mask. What they change:
   of several workers would be summed), before the update, after it, after each evaluation and
   at the end of ``train``. A hook that overrides none of these costs nothing.
 
-Non-finite numbers stop training with a ``FloatingPointError`` naming the step: a loss or a
-gradient norm at every step, the parameters at the end of every ``train`` call and before every
-save (a non-finite weight makes the next loss non-finite, so it cannot train on unseen), so no
+Non-finite numbers stop training with a ``FloatingPointError`` naming the step: the loss and
+the gradient norm of every step, the trained parameters after every update (one pass over the
+weights, a small fraction of the update's own passes) and again before every save, so no
 checkpoint ever holds NaN weights.
 
 A checkpoint holds everything the next step depends on: the weights, the optimizer's moments,
@@ -301,17 +301,27 @@ class Trainer:
         optimizer.step()
         for call in self._calls["after_step"]:
             call(self)
+        self.check_parameters(self.step + 1)
         self.step += 1
         self.history.steps.append(self.step)
         self.history.train_loss.append(value)
         return value
 
-    def check_parameters(self) -> None:
-        """Raise a FloatingPointError naming the step if any trained parameter is NaN or infinite."""
-        for k, p in enumerate(self.parameters):
+    def check_parameters(self, step: int | None = None) -> None:
+        """Raise a FloatingPointError naming the step (default: the last one done) if any trained
+        parameter is NaN or infinite."""
+        step = self.step if step is None else step
+        params = self.parameters
+        # fast path, one BLAS pass per parameter: a sum of squares is finite when every entry
+        # is (huge entries can overflow it, so a non-finite sum is confirmed entry by entry)
+        if math.isfinite(sum(float(np.vdot(p.data, p.data)) for p in params)):
+            return
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        for k, p in enumerate(params):
             if not np.isfinite(p.data).all():
-                raise FloatingPointError(f"a trained parameter (number {k}, shape {p.shape}) became "
-                                         f"non-finite by step {self.step}; stopping. Lower the learning "
+                name = names.get(id(p), f"number {k}")
+                raise FloatingPointError(f"the parameter {name} (shape {p.shape}) became "
+                                         f"non-finite at step {step}; stopping. Lower the learning "
                                          f"rate (now {self.optimizer.lr:.3g})")
 
     def evaluate(self) -> dict[str, float] | None:
@@ -365,7 +375,6 @@ class Trainer:
         elapsed = time.perf_counter() - start
         self.history.seconds += elapsed - evaluating
         self.history.tokens_per_second = (self.step - start_step) * tokens_per_step / max(elapsed, 1e-9)
-        self.check_parameters()
         for call in self._calls["after_train"]:
             call(self)
         return self.history
