@@ -43,7 +43,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import (GPT, AdamW, clip_grad_norm_, cosine_schedule, generate, no_grad, perplexity,
+from tinygrad_llm import (GPT, AdamW, generate, no_grad, perplexity,
                           course_corpus, random_batch)
 from tinygrad_llm import functional as F
 from tinygrad_llm.compress.calibration import calibrate
@@ -58,6 +58,7 @@ from tinygrad_llm.compress.quantize import (QuantizedEmbedding, QuantizedLinear,
                                    quantize_model, unpack_int4, weight_arrays, weight_bytes)
 from tinygrad_llm.compress.quantized_state import load_quantized, save_quantized
 from tinygrad_llm.course import course_model
+from tinygrad_llm.train.batches import RandomWindows
 from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
 # %% Settings (quick mode shrinks everything for smoke tests)
@@ -410,31 +411,34 @@ print(f"gradients: {grads.size:,} entries, smallest nonzero |g| {np.abs(grads[gr
 QAT_RNG = np.random.default_rng(SEED + 1)
 
 
-def train_to_imitate(student, teacher, steps: int, lr: float) -> list[float]:
-    """AdamW steps on L = -sum p log q over random training windows; returns KL(p || q) per step."""
-    optimizer = AdamW(student.parameters(), lr=lr, weight_decay=0.0)
-    student.train()
-    kl = []
-    for step in range(steps):
-        inputs, _ = random_batch(corpus.train, BATCH_SIZE, T, QAT_RNG)
-        with no_grad():
-            p = F.softmax(teacher(inputs), axis=-1).data                     # (B, T, V) float model
-        entropy = float(-(p * np.log(np.maximum(p, 1e-30))).sum(axis=-1).mean())
-        loss = -(F.log_softmax(student(inputs), axis=-1) * p).sum(axis=-1).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.lr = cosine_schedule(step, lr, max(1, steps // 8), steps, lr / 10)
-        optimizer.step()
-        kl.append(loss.item() - entropy)
+def imitation_loss(student, batch):
+    """L = -sum p log q on a batch of windows, with the KL(p || q) = L - H(p) it stands for."""
+    inputs, _ = batch
+    with no_grad():
+        p = F.softmax(float_model(inputs), axis=-1).data                 # (B, T, V) float model
+    entropy = float(-(p * np.log(np.maximum(p, 1e-30))).sum(axis=-1).mean())
+    loss = -(F.log_softmax(student(inputs), axis=-1) * p).sum(axis=-1).mean()
+    return loss, {"kl": loss.item() - entropy}
+
+
+def train_to_imitate(student, steps: int, lr: float) -> list[float]:
+    """AdamW steps on the imitation loss over random training windows (lesson 07's `Trainer` with
+    this objective, no weight decay); returns KL(p || q) per step."""
+    config = TrainConfig(steps=steps, batch_size=BATCH_SIZE, learning_rate=lr, min_learning_rate=lr / 10,
+                         warmup_steps=max(1, steps // 8), weight_decay=0.0, grad_clip=1.0,
+                         eval_interval=10 ** 6, log_interval=10 ** 6)
+    trainer = Trainer(student, config=config, log=None, objective=imitation_loss,
+                      batches=RandomWindows(corpus.train, T, QAT_RNG),
+                      optimizer=AdamW(student.parameters(), lr=lr, weight_decay=0.0))
+    history = trainer.train()
     student.eval()
-    return kl
+    return history.terms["kl"]
 
 
 qat_model = fresh_model(dropout=0.0)      # no dropout: the student should copy the teacher exactly
 prepare_qat(qat_model, QAT_SCHEME)
 qat_start = time.perf_counter()
-qat_kl = train_to_imitate(qat_model, float_model, QAT_STEPS, QAT_LR)
+qat_kl = train_to_imitate(qat_model, QAT_STEPS, QAT_LR)
 qat_seconds = time.perf_counter() - qat_start
 with no_grad():
     fake_logits = qat_model(probe).data
@@ -462,7 +466,7 @@ print(f"reference: int4 per-channel PTQ of the same float weights {results['int4
 # %%
 half = len(val_tokens) // 2
 adapt_tokens, held_out = val_tokens[:half], val_tokens[half:]
-qlora_config = TrainConfig(max_steps=QLORA_STEPS, batch_size=BATCH_SIZE, learning_rate=QLORA_LR,
+qlora_config = TrainConfig(steps=QLORA_STEPS, batch_size=BATCH_SIZE, learning_rate=QLORA_LR,
                            min_learning_rate=QLORA_LR / 10, warmup_steps=max(1, QLORA_STEPS // 8), weight_decay=0.0,
                            eval_interval=10 ** 6, eval_batches=1, log_interval=10 ** 6, seed=SEED)
 qlora = {}

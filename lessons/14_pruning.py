@@ -61,7 +61,7 @@ SPARSITIES = [0.0, 0.3, 0.5, 0.7, 0.9] if QUICK else [round(0.1 * i, 1) for i in
 FINETUNE_AT = [0.5, 0.9] if QUICK else SPARSITIES[1:]   # every level but 0%: the curve with fine-tuning
 # A short fine-tune: lesson 07's batch, a tenth of its steps' worth of warmup, and a peak rate
 # near its peak (a low rate barely moves a model that lost 90% of its weights).
-FINETUNE = TrainConfig(max_steps=15 if QUICK else 40, batch_size=8 if QUICK else 16,
+FINETUNE = TrainConfig(steps=15 if QUICK else 40, batch_size=8 if QUICK else 16,
                        learning_rate=2e-3, min_learning_rate=2e-4, warmup_steps=5,
                        eval_interval=1000, eval_batches=1, log_interval=1000, seed=SEED)
 ITERATIVE_ROUNDS = 3 if QUICK else 4       # the same steps as one fine-tune, pruned in a ramp
@@ -223,7 +223,7 @@ for sparsity in FINETUNE_AT:
     finetuned[sparsity] = perplexity(tuned, val_tokens)
     finetuned_masks[sparsity] = mask
     print(f"sparsity {sparsity:.0%}: perplexity pruned {curve['layer'][SPARSITIES.index(sparsity)]:.1f} -> "
-          f"fine-tuned {finetuned[sparsity]:.1f} ({FINETUNE.max_steps} steps, "
+          f"fine-tuned {finetuned[sparsity]:.1f} ({FINETUNE.steps} steps, "
           f"{time.perf_counter() - start:.0f} s); "
           f"pruned weights all zero: {mask.pruned_are_zero()}, sparsity {mask.sparsity():.4f}")
 top = FINETUNE_AT[-1]
@@ -234,7 +234,7 @@ iterative_mask, rounds = iterative_prune(iterative, corpus.train, top, ITERATIVE
 iterative_ppl = perplexity(iterative, val_tokens)
 print(f"iterative to {top:.0%}: " + ", ".join(f"round {r['round']} {r['sparsity']:.1%}" for r in rounds) +
       f" -> perplexity {iterative_ppl:.1f} (one-shot + fine-tune {finetuned[top]:.1f}, "
-      f"the same {FINETUNE.max_steps} steps)")
+      f"the same {FINETUNE.steps} steps)")
 
 # %% [markdown]
 # ## 5. Bytes: dense against sparse
@@ -372,7 +372,7 @@ percent = [100 * s for s in SPARSITIES]
 left.plot(percent, curve["layer"], "o-", label="layer-wise, pruned")
 left.plot(percent, curve["global"], "s--", label="global, pruned")
 left.plot([100 * s for s in FINETUNE_AT], [finetuned[s] for s in FINETUNE_AT], "D-",
-          label=f"layer-wise + {FINETUNE.max_steps} fine-tuning steps")
+          label=f"layer-wise + {FINETUNE.steps} fine-tuning steps")
 left.plot([100 * top], [iterative_ppl], "*", markersize=14, label=f"iterative, {ITERATIVE_ROUNDS} rounds")
 left.axhline(dense_ppl, color="gray", linestyle=":", label="dense")
 left.set_yscale("log")

@@ -62,7 +62,7 @@ STUDENT = dict(d_model=16, n_layer=1, n_head=2) if QUICK else dict(d_model=64, n
 # Every student: the same init, batches, schedule and steps; only the loss differs. The budget is
 # what a 4-minute lesson affords: a distilled step also runs the teacher's forward pass.
 STEPS = 40 if QUICK else 120
-TRAIN = TrainConfig(max_steps=STEPS, batch_size=8 if QUICK else 16, learning_rate=3e-3,
+TRAIN = TrainConfig(steps=STEPS, batch_size=8 if QUICK else 16, learning_rate=3e-3,
                     min_learning_rate=3e-4, warmup_steps=STEPS // 10, eval_interval=STEPS // 6,
                     eval_batches=4 if QUICK else 10, log_interval=STEPS // 6, seed=SEED)
 ALPHA = 0.9                                # weight of the teacher's term; 0.1 stays on the labels

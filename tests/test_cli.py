@@ -97,7 +97,7 @@ def test_train_saves_a_checkpoint_with_its_tokenizer_beside_it(trained):
     _, metadata = load_safetensors(checkpoint)
     assert metadata["step"] == "4" and metadata["tokenizer"] == "model.tokenizer.json"
     assert json.loads(metadata["model_config"])["d_model"] == 16
-    assert json.loads(metadata["train_config"])["max_steps"] == 4
+    assert json.loads(metadata["train_config"])["steps"] == 4
     assert BPETokenizer.load(checkpoint.parent / "model.tokenizer.json").vocab_size == 280
 
 
@@ -108,7 +108,7 @@ def test_resume_continues_to_the_new_step_count_with_the_stored_settings(capsys,
     assert code == 0 and f"saved step 6 to {out_path}" in out
     _, metadata = load_safetensors(out_path)
     train_config = json.loads(metadata["train_config"])
-    assert metadata["step"] == "6" and train_config["max_steps"] == 6 and train_config["batch_size"] == 4
+    assert metadata["step"] == "6" and train_config["steps"] == 6 and train_config["batch_size"] == 4
     assert len(json.loads(metadata["history"])["train_loss"]) == 6   # 4 before, 2 now
     assert (out_path.parent / "model.tokenizer.json").is_file()
 

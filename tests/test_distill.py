@@ -295,7 +295,7 @@ def test_distiller_rejects_mismatched_models_and_settings():
 
 
 def short_config(steps: int = 6, seed: int = 0) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=4, learning_rate=3e-3, min_learning_rate=3e-4,
+    return TrainConfig(steps=steps, batch_size=4, learning_rate=3e-3, min_learning_rate=3e-4,
                        warmup_steps=2, eval_interval=3, eval_batches=2, log_interval=3, seed=seed)
 
 
@@ -322,7 +322,7 @@ def test_short_distillation_run_decreases_the_kl():
     teacher = sharp_teacher()
     student = GPT(SMALL, rng=np.random.default_rng(1))
     before = estimate_kl(student, teacher, tokens, batch_size=8, num_batches=3)
-    config = TrainConfig(max_steps=40, batch_size=8, learning_rate=1e-2, min_learning_rate=1e-3,
+    config = TrainConfig(steps=40, batch_size=8, learning_rate=1e-2, min_learning_rate=1e-3,
                          warmup_steps=4, eval_interval=20, eval_batches=2, log_interval=20)
     distiller = Distiller(student, teacher, tokens, tokens, config, temperature=2.0, alpha=1.0, log=None)
     distiller.train()

@@ -283,7 +283,7 @@ def test_the_masked_loss_is_the_mean_over_response_tokens_only(tokenizer):
 
 def test_replay_rows_rounds_the_fraction_of_the_batch():
     assert [replay_rows(16, f) for f in (0.0, 0.25, 0.5, 0.1)] == [0, 4, 8, 2]
-    with pytest.raises(ValueError, match=r"replay_fraction must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"replay_fraction must be a finite number in \[0, 1\)"):
         replay_rows(16, 1.0)
     with pytest.raises(ValueError, match="0.01 of a batch of 16 is 0 rows"):
         replay_rows(16, 0.01)
@@ -352,7 +352,7 @@ def test_trainer_errors_are_named(tokenizer):
         InstructionTrainer(tiny_gpt(tokenizer.vocab_size, context_length=8), rows, log=None)
     with pytest.raises(ValueError, match="no trainable parameters"):
         InstructionTrainer(tiny_gpt(tokenizer.vocab_size).requires_grad_(False), rows, log=None)
-    with pytest.raises(ValueError, match="InstructConfig.steps must be a positive integer"):
+    with pytest.raises(ValueError, match="InstructConfig.steps must be an integer >= 1"):
         InstructConfig(steps=0)
 
 

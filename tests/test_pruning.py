@@ -215,7 +215,7 @@ def test_trainer_holding_a_mask_keeps_pruned_weights_zero_and_saves(tmp_path):
     model = make_gpt()
     data = tokens(CONFIG, (400,))
     mask = magnitude_prune(model, 0.7)
-    trainer = hold_mask(Trainer(model, data, data, TrainConfig(max_steps=4, batch_size=2, warmup_steps=1,
+    trainer = hold_mask(Trainer(model, data, data, TrainConfig(steps=4, batch_size=2, warmup_steps=1,
                                                                eval_batches=1), log=None), mask)
     hold_mask(trainer, mask)  # wrapping twice does not nest
     assert isinstance(trainer.optimizer.optimizer, AdamW)
@@ -229,7 +229,7 @@ def test_finetune_pruned_trains_and_returns_to_eval_mode():
     model = make_gpt()
     data = tokens(CONFIG, (400,))
     mask = magnitude_prune(model, 0.5)
-    history = finetune_pruned(model, mask, data, TrainConfig(max_steps=3, batch_size=2, warmup_steps=1,
+    history = finetune_pruned(model, mask, data, TrainConfig(steps=3, batch_size=2, warmup_steps=1,
                                                              eval_batches=1))
     assert len(history.train_loss) == 3 and not model.training and mask.pruned_are_zero()
 
@@ -260,7 +260,7 @@ def test_sparsity_schedule_errors():
 def test_iterative_prune_ramps_the_sparsity_with_the_mask_held():
     model = make_gpt()
     data = tokens(CONFIG, (400,))
-    config = TrainConfig(max_steps=6, batch_size=2, warmup_steps=1, eval_batches=1)
+    config = TrainConfig(steps=6, batch_size=2, warmup_steps=1, eval_batches=1)
     mask, records = iterative_prune(model, data, 0.8, 3, config)
     sparsities = [r["sparsity"] for r in records]
     assert all(a < b for a, b in zip(sparsities, sparsities[1:]))

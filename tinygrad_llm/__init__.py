@@ -25,7 +25,8 @@ from .model.nn import Module, ModuleList, Parameter, Linear, Embedding, LayerNor
 from .model.gpt import GPTConfig, GPT, MultiHeadAttention, MLP, TransformerBlock, sinusoidal_positions
 from .train.optim import SGD, Adam, AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
 from .model.state import save_safetensors, load_safetensors, CheckpointError
-from .train.trainer import TrainConfig, Trainer, TrainHistory
+from .train.batches import RandomWindows, ShuffledRows, Mix
+from .train.trainer import TrainConfig, Trainer, TrainHistory, TrainHook
 from .evaluate.perplexity import perplexity
 from .model.generation import generate
 

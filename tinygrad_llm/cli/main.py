@@ -163,7 +163,7 @@ def cmd_prepare(args) -> int:
 # flag -> GPTConfig field, and flag -> TrainConfig field; a flag left out keeps the base value
 _MODEL_FLAGS = {"d_model": "d_model", "n_layer": "n_layer", "n_head": "n_head",
                 "context_length": "context_length", "dropout": "dropout", "position": "position"}
-_TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "lr": "learning_rate",
+_TRAIN_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "learning_rate",
                 "min_lr": "min_learning_rate", "warmup_steps": "warmup_steps",
                 "weight_decay": "weight_decay", "grad_clip": "grad_clip",
                 "eval_interval": "eval_interval", "eval_batches": "eval_batches",
@@ -191,7 +191,7 @@ def cmd_train(args) -> int:
         tokenizer = (read_tokenizer(args.tokenizer) if args.tokenizer
                      else checkpoint_tokenizer(resume, metadata))
         stored_train = json.loads(metadata["train_config"])
-        base_train = TrainConfig(**{**stored_train, "betas": tuple(stored_train["betas"])})
+        base_train = TrainConfig.from_dict(stored_train)
         corpus = _prepare(args, tokenizer)
         check_vocabulary(corpus.tokenizer, model)
     else:
@@ -222,7 +222,7 @@ def cmd_train(args) -> int:
         trainer.train(steps=args.save_every, time_limit=remaining)
         trainer.save(out)
         print(f"saved step {trainer.step} to {out}")
-        if trainer.step >= train_config.max_steps or (deadline is not None and time.monotonic() >= deadline):
+        if trainer.step >= train_config.steps or (deadline is not None and time.monotonic() >= deadline):
             return 0
 
 

@@ -18,7 +18,7 @@ T is.
   composed reference ``kl_div_with_temperature_composed``;
 * ``distillation_loss`` (and ``distillation_terms``, which also returns the two terms): the two
   terms combined; with alpha = 0 it *is* the cross-entropy;
-* ``Distiller``: lesson 07's ``Trainer`` with this loss; the teacher runs in eval mode under
+* ``Distiller``: lesson 07's ``Trainer`` with this loss as its objective; the teacher runs in eval mode under
   ``no_grad`` on every batch, and with alpha = 0 a run is plain training, bit for bit;
 * ``teacher_logits``: a model's logits in eval mode without a graph, what the teacher provides;
 * ``estimate_kl``: how far a student is from its teacher on fixed windows of text.
@@ -271,28 +271,50 @@ def teacher_logits(teacher: GPT, inputs: np.ndarray) -> np.ndarray:
         teacher.train(was_training)
 
 
+class DistillationObjective:
+    """``distillation_terms`` of a student's logits on a batch of windows: the loss, with its
+    ``soft`` and ``hard`` terms (None for a term whose weight is 0). The teacher scores each batch
+    (eval mode, ``no_grad``); ``teacher_seconds`` adds up the time it took."""
+
+    def __init__(self, teacher: GPT | None, temperature: float, alpha: float):
+        self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
+        self.teacher_seconds = 0.0
+
+    def __call__(self, model: GPT, batch: tuple[np.ndarray, np.ndarray]):
+        inputs, targets = batch
+        logits = model(inputs)                                          # (B, T, V)
+        guide = None
+        if self.alpha > 0:
+            start = time.perf_counter()
+            guide = teacher_logits(self.teacher, inputs)                # (B, T, V), a constant
+            self.teacher_seconds += time.perf_counter() - start
+        loss, soft, hard = distillation_terms(logits, guide, targets, self.temperature, self.alpha)
+        return loss, {"soft": soft, "hard": hard}
+
+
 class Distiller(Trainer):
     """Trains a student GPT on ``distillation_loss`` against a fixed teacher.
 
-    Everything but the loss is lesson 07's ``Trainer``: random windows from ``config.seed``, AdamW
-    with weight-decay groups, warmup and cosine schedule, gradient clipping, validation loss
+    Everything but the objective is lesson 07's ``Trainer``: random windows from ``config.seed``,
+    AdamW with weight-decay groups, warmup and cosine schedule, gradient clipping, validation loss
     (cross-entropy on the labels, so runs with and without a teacher compare) every
     ``eval_interval`` steps, checkpoints of the student. Two runs with the same config therefore
     see the same batches in the same order, and with alpha = 0 a run is ``Trainer``'s, bit for bit.
 
     Each step the teacher scores the batch (eval mode, ``no_grad``): its logits are computed per
     batch rather than stored, since logits for a whole corpus take tokens x V floats.
-    ``soft_loss`` and ``hard_loss`` record the two terms per step (NaN for a term not computed).
+    ``soft_loss`` and ``hard_loss`` are the two terms per step (NaN for a term not computed),
+    kept in ``history.terms``.
     """
 
     def __init__(self, student: GPT, teacher: GPT | None, train_tokens: np.ndarray,
                  val_tokens: np.ndarray | None = None, config: TrainConfig = TrainConfig(),
                  temperature: float = 1.0, alpha: float = 0.5, log: Callable[[str], None] | None = print,
                  tokenizer_ref: str = ""):
-        self.temperature = check_temperature(temperature)
-        self.alpha = check_alpha(alpha)
-        if teacher is None and self.alpha > 0:
-            raise ValueError(f"alpha = {self.alpha} needs a teacher (only alpha = 0 trains without one)")
+        temperature = check_temperature(temperature)
+        alpha = check_alpha(alpha)
+        if teacher is None and alpha > 0:
+            raise ValueError(f"alpha = {alpha} needs a teacher (only alpha = 0 trains without one)")
         if teacher is not None:
             if teacher is student:
                 raise ValueError("the teacher and the student are the same model")
@@ -303,29 +325,38 @@ class Distiller(Trainer):
             if t.context_length < s.context_length:
                 raise ValueError(f"the teacher's context ({t.context_length}) is shorter than the "
                                  f"student's ({s.context_length}): it cannot score the student's windows")
-        super().__init__(student, train_tokens, val_tokens, config, log, tokenizer_ref)
-        self.teacher = teacher
-        self.soft_loss: list[float] = []
-        self.hard_loss: list[float] = []
-        self.teacher_seconds = 0.0   # time spent in the teacher's forward passes
+        self.distillation = DistillationObjective(teacher, temperature, alpha)
+        super().__init__(student, train_tokens, val_tokens, config, log, tokenizer_ref,
+                         objective=self.distillation)
 
     @property
     def student(self) -> GPT:
         return self.model
 
-    def batch_loss(self, inputs: np.ndarray, targets: np.ndarray) -> Tensor:
-        # The rest of Trainer.train_step (clipping, schedule, AdamW, NaN checks) is unchanged,
-        # so alpha = 0 reproduces plain training exactly.
-        logits = self.model(inputs)                                     # (B, T, V)
-        guide = None
-        if self.alpha > 0:
-            start = time.perf_counter()
-            guide = teacher_logits(self.teacher, inputs)                # (B, T, V), a constant
-            self.teacher_seconds += time.perf_counter() - start
-        loss, soft, hard = distillation_terms(logits, guide, targets, self.temperature, self.alpha)
-        self.soft_loss.append(soft.item() if soft is not None else math.nan)
-        self.hard_loss.append(hard.item() if hard is not None else math.nan)
-        return loss
+    @property
+    def teacher(self) -> GPT | None:
+        return self.distillation.teacher
+
+    @property
+    def temperature(self) -> float:
+        return self.distillation.temperature
+
+    @property
+    def alpha(self) -> float:
+        return self.distillation.alpha
+
+    @property
+    def teacher_seconds(self) -> float:
+        """Time spent in the teacher's forward passes."""
+        return self.distillation.teacher_seconds
+
+    @property
+    def soft_loss(self) -> list[float]:
+        return self.history.terms.setdefault("soft", [])
+
+    @property
+    def hard_loss(self) -> list[float]:
+        return self.history.terms.setdefault("hard", [])
 
 
 def estimate_kl(student: GPT, teacher: GPT, tokens: np.ndarray, batch_size: int, num_batches: int,

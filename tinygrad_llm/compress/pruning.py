@@ -236,7 +236,7 @@ def hold_mask(trainer: Trainer, mask: PruningMask) -> Trainer:
 def finetune_pruned(model: Module, mask: PruningMask, train_tokens: np.ndarray, config: TrainConfig,
                     val_tokens: np.ndarray | None = None,
                     log: Callable[[str], None] | None = None) -> TrainHistory:
-    """Train a pruned model ``config.max_steps`` steps with the mask held; back in eval mode after."""
+    """Train a pruned model ``config.steps`` steps with the mask held; back in eval mode after."""
     trainer = hold_mask(Trainer(model, train_tokens, val_tokens, config, log=log), mask)
     history = trainer.train()
     model.eval()
@@ -272,17 +272,17 @@ def iterative_prune(model: Module, train_tokens: np.ndarray, final_sparsity: flo
                     val_tokens: np.ndarray | None = None,
                     log: Callable[[str], None] | None = None) -> tuple[PruningMask, list[dict]]:
     """Prune gradually: ``rounds`` times, prune to the next value of ``sparsity_schedule`` and
-    train ``config.max_steps / rounds`` steps with the mask held. One Trainer runs through all
-    rounds (one AdamW, one learning-rate schedule over ``config.max_steps``). Returns the mask and
+    train ``config.steps / rounds`` steps with the mask held. One Trainer runs through all
+    rounds (one AdamW, one learning-rate schedule over ``config.steps``). Returns the mask and
     one record per round (sparsity, step, last training loss); the model ends in eval mode."""
-    if config.max_steps < rounds:
-        raise ValueError(f"{config.max_steps} training steps cannot be shared among {rounds} rounds")
+    if config.steps < rounds:
+        raise ValueError(f"{config.steps} training steps cannot be shared among {rounds} rounds")
     mask = PruningMask(model, targets)
     trainer = hold_mask(Trainer(model, train_tokens, val_tokens, config, log=log), mask)
     records = []
     for t, sparsity in enumerate(sparsity_schedule(final_sparsity, rounds), start=1):
         mask.prune(sparsity, scope)
-        trainer.train(steps=config.max_steps * t // rounds - trainer.step)
+        trainer.train(steps=config.steps * t // rounds - trainer.step)
         records.append({"round": t, "sparsity": mask.sparsity(), "step": trainer.step,
                         "train_loss": trainer.history.train_loss[-1]})
     model.eval()

@@ -117,9 +117,9 @@ def course_train_config(quick: bool = False) -> TrainConfig:
     """Lesson 07's recipe: 1,000 steps of 16 windows of 128 tokens (2M tokens), peak learning
     rate 2e-3 after 100 warmup steps, cosine decay to 2e-4; about 6 minutes on 2 cores."""
     if quick:
-        return TrainConfig(max_steps=60, batch_size=8, learning_rate=3e-3, min_learning_rate=3e-4,
+        return TrainConfig(steps=60, batch_size=8, learning_rate=3e-3, min_learning_rate=3e-4,
                            warmup_steps=10, eval_interval=30, eval_batches=4, log_interval=20)
-    return TrainConfig(max_steps=1000, batch_size=16, learning_rate=2e-3, min_learning_rate=2e-4,
+    return TrainConfig(steps=1000, batch_size=16, learning_rate=2e-3, min_learning_rate=2e-4,
                        warmup_steps=100, eval_interval=100, eval_batches=10, log_interval=100)
 
 

@@ -26,8 +26,8 @@ cost no gradient memory, no saved activations and no backward compute. ``gradien
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
 import tracemalloc
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -37,9 +37,9 @@ import numpy as np
 from ..core import functional as F
 from ..model.gpt import GPT
 from ..model.nn import GELU, Dropout, Linear, Module
-from ..train.optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
 from ..core.tensor import Tensor, no_grad
-from ..train.trainer import check_positive
+from ..train.batches import ShuffledRows, rows_of
+from ..train.trainer import TrainConfig, Trainer, TrainHook
 
 POOLINGS = ("last", "mean")
 HEADS = ("linear", "mlp")
@@ -244,27 +244,26 @@ def predict_logits(model: Module, inputs: np.ndarray, batch_size: int = 64) -> n
 
 
 @dataclass(frozen=True)
-class FineTuneConfig:
-    """How to train a classifier: AdamW on the trainable parameters, linear warmup then cosine
-    decay to a tenth of the peak rate, clipped gradients, and the weights of the best validation
-    accuracy kept at the end (ties go to the lower validation loss)."""
+class FineTuneConfig(TrainConfig):
+    """How to train a classifier: lesson 07's ``TrainConfig`` with defaults for a head or a few
+    blocks (AdamW on the trainable parameters, linear warmup then cosine decay to a tenth of the
+    peak rate, clipped gradients). ``train_classifier`` keeps the weights of the best validation
+    accuracy (ties go to the lower validation loss)."""
 
     steps: int = 200
     batch_size: int = 16
     learning_rate: float = 1e-3
-    weight_decay: float = 0.01
+    min_learning_rate: float | None = None   # learning_rate / 10
     warmup_steps: int = 10
-    grad_clip: float = 1.0
-    eval_interval: int = 20
+    weight_decay: float = 0.01
     betas: tuple = (0.9, 0.999)
-
-    def __post_init__(self):
-        check_positive(self, "steps", "batch_size", "eval_interval", "learning_rate")
+    eval_interval: int = 20
+    log_interval: int = 20
 
 
 @dataclass
 class FineTuneHistory:
-    """What a run measured. ``seconds_per_step`` times forward + backward + update only."""
+    """What a run measured. ``seconds_per_step`` times the training steps only."""
 
     train_loss: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
@@ -281,6 +280,73 @@ def _validation(model: Module, inputs: np.ndarray, labels: np.ndarray) -> tuple[
     return float(np.mean(np.argmax(logits, axis=1) == labels)), loss
 
 
+def _validation_metrics(inputs: np.ndarray, labels: np.ndarray) -> Callable[[Module], dict[str, float]]:
+    """The evaluator of a classifier: validation accuracy and loss on ``(inputs, labels)``."""
+    def evaluate(model: Module) -> dict[str, float]:
+        accuracy, loss = _validation(model, inputs, labels)
+        return {"val_accuracy": accuracy, "val_loss": loss}
+    return evaluate
+
+
+def classification_loss(model: Module, batch: tuple[np.ndarray, np.ndarray]) -> Tensor:
+    """The objective: cross-entropy of ``model(inputs)`` (B, K) against the labels (B,)."""
+    inputs, labels = batch
+    return F.cross_entropy(model(inputs), labels)
+
+
+class KeepBest(TrainHook):
+    """Remembers the trained weights at the evaluation with the highest validation accuracy (ties:
+    the lower validation loss) and puts them back when the last step is done."""
+
+    def __init__(self, params: list):
+        self.params = params
+        self.key: tuple[float, float] | None = None
+        self.best_step = 0
+        self.weights: list[np.ndarray] | None = None
+
+    def after_evaluate(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        key = (metrics["val_accuracy"], -metrics["val_loss"])
+        if self.key is None or key > self.key:
+            self.key, self.best_step = key, trainer.step
+            self.weights = [p.data.copy() for p in self.params]
+
+    def after_train(self, trainer: Trainer) -> None:
+        if trainer.step >= trainer.config.steps and self.weights is not None:
+            for p, saved in zip(self.params, self.weights):
+                np.copyto(p.data, saved)
+
+    def state_dict(self) -> dict:
+        state = {"key": None if self.key is None else list(self.key), "best_step": self.best_step}
+        state.update({f"weight.{k}": w for k, w in enumerate(self.weights or [])})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.key = None if state.get("key") is None else tuple(state["key"])
+        self.best_step = int(state.get("best_step", 0))
+        weights = [np.array(state[f"weight.{k}"]) for k in range(len(self.params)) if f"weight.{k}" in state]
+        self.weights = weights or None
+
+
+def classifier_trainer(model: Module, inputs: np.ndarray, labels: np.ndarray, config: FineTuneConfig,
+                       rng: np.random.Generator, val: tuple[np.ndarray, np.ndarray] | None = None,
+                       log: Callable[[str], None] | None = None) -> Trainer:
+    """The ``Trainer`` that ``train_classifier`` runs (see there); its hooks hold a ``KeepBest``
+    when ``val`` is given."""
+    labels = np.asarray(labels, dtype=np.int64)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: every parameter of the model is frozen")
+    if len(inputs) != len(labels):
+        raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
+    config = dataclasses.replace(config, batch_size=min(config.batch_size, len(labels)))
+    rows = ShuffledRows(len(labels), rows_of(inputs, labels), rng, drop_last=True)
+    evaluator = None if val is None else _validation_metrics(val[0], np.asarray(val[1], dtype=np.int64))
+    hooks = [] if val is None else [KeepBest(params)]
+    # the gradient norm sums over the parameters in model order, as it always has
+    return Trainer(model, config=config, log=log, batches=rows, objective=classification_loss,
+                   evaluator=evaluator, parameters=params, hooks=hooks)
+
+
 def train_classifier(model: Module, inputs: np.ndarray, labels: np.ndarray, config: FineTuneConfig,
                      rng: np.random.Generator, val: tuple[np.ndarray, np.ndarray] | None = None,
                      log: Callable[[str], None] | None = None) -> FineTuneHistory:
@@ -290,53 +356,16 @@ def train_classifier(model: Module, inputs: np.ndarray, labels: np.ndarray, conf
     ``ClassifierHead`` on cached features. Batches are drawn without replacement from a fresh
     permutation (``rng``) each epoch. With ``val = (inputs, labels)`` the model is evaluated every
     ``eval_interval`` steps and at the end, and the best weights are restored. The model is left
-    in eval mode."""
-    labels = np.asarray(labels, dtype=np.int64)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("nothing to train: every parameter of the model is frozen")
-    if len(inputs) != len(labels):
-        raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
-    c = config
-    optimizer = AdamW(weight_decay_groups(model, c.weight_decay), lr=c.learning_rate, betas=c.betas)
-    batch_size = min(c.batch_size, len(labels))
-    history = FineTuneHistory()
-    best_key, best_weights = None, None
-    order, position, seconds = rng.permutation(len(labels)), 0, 0.0
-    for step in range(c.steps):
-        if position + batch_size > len(labels):
-            order, position = rng.permutation(len(labels)), 0
-        batch = order[position:position + batch_size]
-        position += batch_size
-        model.train()
-        start = time.perf_counter()
-        loss = F.cross_entropy(model(inputs[batch]), labels[batch])
-        optimizer.zero_grad()
-        loss.backward()
-        clip_grad_norm_(params, c.grad_clip)
-        optimizer.lr = cosine_schedule(step, c.learning_rate, c.warmup_steps, c.steps, c.learning_rate / 10)
-        optimizer.step()
-        seconds += time.perf_counter() - start
-        history.train_loss.append(loss.item())
-        if val is not None and ((step + 1) % c.eval_interval == 0 or step + 1 == c.steps):
-            accuracy, val_loss = _validation(model, *val)
-            history.eval_steps.append(step + 1)
-            history.val_accuracy.append(accuracy)
-            history.val_loss.append(val_loss)
-            if best_key is None or (accuracy, -val_loss) > best_key:
-                best_key, history.best_step = (accuracy, -val_loss), step + 1
-                best_weights = [p.data.copy() for p in params]
-            if log is not None:
-                recent = np.mean(history.train_loss[-c.eval_interval:])
-                log(f"step {step + 1:4d}/{c.steps} | loss {recent:.3f} | val accuracy {accuracy:.3f} "
-                    f"| val loss {val_loss:.3f}")
-    if best_weights is not None:
-        for p, saved in zip(params, best_weights):
-            np.copyto(p.data, saved)
+    in eval mode. The loop is lesson 07's ``Trainer`` (``classifier_trainer``)."""
+    trainer = classifier_trainer(model, inputs, labels, config, rng, val, log)
+    h = trainer.train()
     model.eval()
-    history.seconds_per_step = seconds / c.steps
-    history.optimizer_state_bytes = optimizer_state_bytes(optimizer)
-    return history
+    best = [hook.best_step for hook in trainer.hooks if isinstance(hook, KeepBest)]
+    return FineTuneHistory(train_loss=list(h.train_loss), eval_steps=list(h.eval_steps),
+                           val_accuracy=list(h.metrics.get("val_accuracy", [])),
+                           val_loss=list(h.metrics.get("val_loss", [])), best_step=best[0] if best else 0,
+                           seconds_per_step=h.seconds / trainer.config.steps,
+                           optimizer_state_bytes=optimizer_state_bytes(trainer.optimizer))
 
 
 # ----------------------------------------------------------------------------------------------

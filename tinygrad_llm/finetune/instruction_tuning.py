@@ -1,8 +1,8 @@
 """Instruction tuning: the training run and the answers it is judged by (lesson 11).
 
 Unlike ``instruction_data``, which makes the examples and their batches, this module trains on
-them (``InstructionTrainer``: AdamW on response-only batches, optionally with *replay*, a fraction
-of every batch taken from pretraining text so that the model forgets less) and asks the tuned
+them (``InstructionTrainer``: lesson 07's ``Trainer`` on response-only batches, optionally with
+*replay*, a fraction of every batch taken from pretraining text so that the model forgets less) and asks the tuned
 model for greedy answers (``generate_responses``, ``evaluate_responses``), scored by
 ``evaluate.answers``. Forgetting is measured as the change in perplexity on the pretraining
 validation text (``evaluate.perplexity``).
@@ -11,16 +11,16 @@ validation text (``evaluate.perplexity``).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..text.bpe import BPETokenizer
-from ..text.data import random_batch
+from ..core.tensor import Tensor
 from ..model.generation import generate
-from ..train.optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
+from ..train.batches import Mix, RandomWindows, ShuffledRows, items_of, mix_rows
+from ..train.trainer import MixedObjective, TrainConfig, Trainer, TrainHistory, next_token_loss
 from ..evaluate.perplexity import perplexity
 from ..evaluate.answers import ResponseScores, score_responses
 from .instruction_data import (DEFAULT_TEMPLATE, EncodedExample, InstructionExample, PromptTemplate,
@@ -31,49 +31,27 @@ from .instruction_data import (DEFAULT_TEMPLATE, EncodedExample, InstructionExam
 
 
 @dataclass(frozen=True)
-class InstructConfig:
-    """How to instruction-tune. The defaults suit the course model (a few hundred steps)."""
+class InstructConfig(TrainConfig):
+    """How to instruction-tune: lesson 07's ``TrainConfig`` with defaults for the course model (a
+    few hundred steps) and ``replay_fraction``, the fraction of each batch that is pretraining text."""
 
     steps: int = 200
     batch_size: int = 16
     learning_rate: float = 1e-3
-    min_learning_rate: float = 1e-4
+    min_learning_rate: float | None = 1e-4
     warmup_steps: int = 20
     # Weight decay pulls weights toward zero, not toward their pretrained values: here it would
     # only add forgetting, so it is off by default.
     weight_decay: float = 0.0
-    betas: tuple = (0.9, 0.95)
-    grad_clip: float = 1.0
-    replay_fraction: float = 0.0   # the fraction of each batch that is pretraining text
     eval_interval: int = 50        # validation perplexity every this many steps (with val_tokens)
-    log_interval: int = 50
-    seed: int = 0
+    replay_fraction: float = 0.0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_interval", "log_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"InstructConfig.{name} must be a positive integer, got {value!r}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"InstructConfig.learning_rate must be positive, got {self.learning_rate}")
+        super().__post_init__()
         replay_rows(self.batch_size, self.replay_fraction)  # raises for an impossible fraction
 
 
-def replay_rows(batch_size: int, fraction: float) -> int:
-    """How many of ``batch_size`` rows are pretraining windows: round(fraction * batch_size).
-
-    A positive fraction must give at least one replay row and leave at least one instruction row.
-
-        >>> replay_rows(16, 0.25), replay_rows(16, 0.0), replay_rows(10, 0.25)
-        (4, 0, 2)
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"replay_fraction must be in [0, 1), got {fraction}")
-    rows = int(round(fraction * batch_size))
-    if fraction > 0 and not 0 < rows < batch_size:
-        raise ValueError(f"replay_fraction {fraction} of a batch of {batch_size} is {rows} rows; "
-                         f"it must give between 1 and {batch_size - 1} rows")
-    return rows
+replay_rows = mix_rows   # how many rows of a batch are pretraining windows
 
 
 @dataclass
@@ -89,20 +67,33 @@ class InstructHistory:
     val_perplexity: list[float] = field(default_factory=list)
     seconds: float = 0.0   # training time, evaluations excluded
 
+    @classmethod
+    def from_history(cls, history: TrainHistory) -> InstructHistory:
+        """The instruction-tuning view of a ``Trainer``'s history."""
+        loss = list(history.train_loss)
+        return cls(steps=list(history.steps), loss=loss,
+                   instruction_loss=list(history.terms.get("instruction", loss)),
+                   replay_loss=list(history.terms.get("replay", [math.nan] * len(loss))),
+                   eval_steps=list(history.eval_steps),
+                   val_perplexity=list(history.metrics.get("validation_perplexity", [])),
+                   seconds=history.seconds)
 
-class InstructionTrainer:
-    """Instruction-tunes ``model`` on encoded examples.
 
-    Each step takes ``batch_size`` rows: ``replay_rows(batch_size, replay_fraction)`` random
-    windows of the pretraining tokens ``replay_tokens`` (plain next-token prediction on every
-    position) and the next instruction examples of a shuffled pass over ``examples`` (a fresh
-    permutation each pass). With w the replay fraction of rows, the loss is
+class InstructionTrainer(Trainer):
+    """Instruction-tunes ``model`` on encoded examples: lesson 07's ``Trainer`` with other batches.
+
+    Each step takes ``batch_size`` rows: the next instruction examples of a shuffled pass over
+    ``examples`` (a fresh permutation each pass, ``ShuffledRows``) and, with replay,
+    ``replay_rows(batch_size, replay_fraction)`` random windows of the pretraining tokens
+    ``replay_tokens`` (plain next-token prediction on every position; ``Mix``), both drawn from
+    one generator seeded with ``config.seed``. With w the replay fraction of rows, the loss is
 
         L = (1 - w) L_instruction + w L_replay,
 
     each part the mean over the tokens it counts, so w is the weight of pretraining text
     whatever the lengths of the rows. Only parameters that require grad are trained (a LoRA
-    model trains its adapters). Warmup then cosine decay, gradient clipping, AdamW.
+    model trains its adapters). The perplexity on ``val_tokens`` is measured before the first
+    step, every ``eval_interval`` steps and after the last. ``train`` returns an ``InstructHistory``.
     """
 
     def __init__(self, model, examples: Sequence[EncodedExample], config: InstructConfig = InstructConfig(),
@@ -115,98 +106,42 @@ class InstructionTrainer:
         if too_long:
             raise ValueError(f"examples {too_long[:5]} have more than context_length + 1 = "
                              f"{context + 1} ids; encode them with this model's context length")
-        self.n_replay = replay_rows(config.batch_size, config.replay_fraction)
+        self.n_replay = replay_rows(config.batch_size, getattr(config, "replay_fraction", 0.0))
         if self.n_replay and replay_tokens is None:
             raise ValueError(f"replay_fraction {config.replay_fraction} needs replay_tokens "
                              f"(the pretraining training tokens)")
-        if self.n_replay and len(replay_tokens) <= context:
-            raise ValueError(f"replay_tokens has {len(replay_tokens)} tokens, fewer than one window "
-                             f"of context_length + 1 = {context + 1}")
-        groups = weight_decay_groups(model, config.weight_decay)
-        if not any(group["params"] for group in groups):
-            raise ValueError("the model has no trainable parameters (every parameter is frozen)")
-        self.model, self.examples, self.config, self.pad_id = model, list(examples), config, pad_id
-        self.replay_tokens, self.val_tokens, self.log = replay_tokens, val_tokens, log
-        self.optimizer = AdamW(groups, lr=config.learning_rate, betas=config.betas)
-        self.rng = np.random.default_rng(config.seed)
-        self.order, self.cursor = self.rng.permutation(len(self.examples)), 0
-        self.step = 0
-        self.history = InstructHistory()
+        self.examples, self.pad_id, self.replay_tokens = list(examples), pad_id, replay_tokens
+        rng = np.random.default_rng(config.seed)
+        self.rows = ShuffledRows(len(self.examples), items_of(self.examples, self._collate), rng)
+        batches, objective = self.rows, next_token_loss
+        if self.n_replay:
+            batches = Mix(self.rows, RandomWindows(replay_tokens, context, rng), config.replay_fraction)
+            objective = MixedObjective(next_token_loss, next_token_loss, ("instruction", "replay"))
+        evaluator = None
+        if val_tokens is not None:
+            evaluator = lambda m: {"validation_perplexity": perplexity(m, val_tokens)}  # noqa: E731
+        super().__init__(model, None, val_tokens, config, log, batches=batches, objective=objective,
+                         evaluator=evaluator, evaluate_first=True)
+        self.rng = rng
+
+    def _collate(self, chosen: list[EncodedExample]) -> tuple[np.ndarray, np.ndarray]:
+        return collate(chosen, self.pad_id)
 
     def next_examples(self, n: int) -> list[EncodedExample]:
         """The next ``n`` examples of the shuffled pass, starting a new pass when one ends."""
-        chosen = []
-        while len(chosen) < n:
-            if self.cursor == len(self.order):
-                self.order, self.cursor = self.rng.permutation(len(self.examples)), 0
-            take = min(n - len(chosen), len(self.order) - self.cursor)
-            chosen += [self.examples[i] for i in self.order[self.cursor:self.cursor + take]]
-            self.cursor += take
-        return chosen
+        return [self.examples[i] for i in self.rows.next_indices(n)]
 
     def step_loss(self):
         """(loss, instruction loss, replay loss or None) of the next batch, as Tensors."""
-        c = self.config
-        inputs, targets = collate(self.next_examples(c.batch_size - self.n_replay), self.pad_id)
-        _, instruction = self.model(inputs, targets)
-        if not self.n_replay:
-            return instruction, instruction, None
-        windows, next_tokens = random_batch(self.replay_tokens, self.n_replay,
-                                            self.model.config.context_length, self.rng)
-        _, replay = self.model(windows, next_tokens)
-        w = self.n_replay / c.batch_size
-        return instruction * (1 - w) + replay * w, instruction, replay
+        out = self.objective(self.model, self.batches.next_batch(self.config.batch_size))
+        if isinstance(out, Tensor):
+            return out, out, None
+        loss, terms = out
+        return loss, terms["instruction"], terms["replay"]
 
-    def learning_rate(self, step: int) -> float:
-        c = self.config
-        return cosine_schedule(step, c.learning_rate, c.warmup_steps, c.steps, c.min_learning_rate)
-
-    def train_step(self) -> float:
-        loss, instruction, replay = self.step_loss()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"instruction-tuning loss became {value} at step {self.step}; "
-                                     f"lower the learning rate (now {self.optimizer.lr:.3g})")
-        self.optimizer.zero_grad()
-        loss.backward()
-        clip_grad_norm_(self.optimizer.parameters(), self.config.grad_clip)
-        self.optimizer.lr = self.learning_rate(self.step)
-        self.optimizer.step()
-        self.step += 1
-        h = self.history
-        h.steps.append(self.step)
-        h.loss.append(value)
-        h.instruction_loss.append(instruction.item())
-        h.replay_loss.append(replay.item() if replay is not None else float("nan"))
-        return value
-
-    def evaluate(self) -> float | None:
-        """Perplexity on ``val_tokens`` (recorded in the history), or None without them."""
-        if self.val_tokens is None:
-            return None
-        value = perplexity(self.model, self.val_tokens)
-        self.history.eval_steps.append(self.step)
-        self.history.val_perplexity.append(value)
-        return value
-
-    def train(self, steps: int | None = None) -> InstructHistory:
-        """Train ``steps`` more steps (default: up to ``config.steps``); evaluates before the
-        first step, every ``eval_interval`` steps and after the last."""
-        c = self.config
-        end = c.steps if steps is None else min(c.steps, self.step + steps)
-        if self.step == 0 and not self.history.eval_steps:
-            self.evaluate()
-        self.model.train()
-        for _ in range(self.step, end):
-            start = time.perf_counter()
-            loss = self.train_step()
-            self.history.seconds += time.perf_counter() - start
-            ppl = self.evaluate() if (self.step % c.eval_interval == 0 or self.step == end) else None
-            if self.log is not None and (self.step % c.log_interval == 0 or self.step == end):
-                extra = f" | validation perplexity {ppl:.1f}" if ppl is not None else ""
-                self.log(f"step {self.step:4d}/{end} | loss {loss:.3f}{extra} | "
-                         f"{self.history.seconds:.0f} s")
-        return self.history
+    def train(self, steps: int | None = None, time_limit: float | None = None) -> InstructHistory:
+        """Train ``steps`` more steps (default: up to ``config.steps``); see ``Trainer.train``."""
+        return InstructHistory.from_history(super().train(steps, time_limit))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Iterable
 import numpy as np
 
 from ..core import parallel
+from ..core.checks import check_positive
 from ..model.nn import Module, Parameter
 
 
@@ -210,7 +211,9 @@ def weight_decay_groups(model: Module, weight_decay: float, decay_embeddings: bo
 def clip_grad_norm_(params: Iterable[Parameter], max_norm: float) -> float:
     """Scale all gradients together so that their global L2 norm is at most ``max_norm``; returns
     the norm before clipping. A non-finite norm is returned unchanged (and nothing is scaled) so
-    that the training loop can stop with a clear message."""
+    that the training loop can stop with a clear message. ``max_norm`` must be a finite number
+    > 0: a negative one would flip every gradient, zero would erase them."""
+    max_norm = check_positive("max_norm", max_norm)
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0

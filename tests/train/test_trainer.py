@@ -22,7 +22,7 @@ VAL_TOKENS = np.tile(np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.uint16), 8)
 
 
 def train_config(**changes) -> TrainConfig:
-    settings = dict(max_steps=10, batch_size=4, learning_rate=1e-2, min_learning_rate=1e-3,
+    settings = dict(steps=10, batch_size=4, learning_rate=1e-2, min_learning_rate=1e-3,
                     warmup_steps=2, eval_interval=4, eval_batches=2, log_interval=2, seed=0)
     settings.update(changes)
     return TrainConfig(**settings)
@@ -47,7 +47,7 @@ def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not():
 
 
 def test_loss_goes_down_on_a_repetitive_sequence():
-    trainer = make_trainer(max_steps=60, batch_size=8, warmup_steps=5, eval_interval=20)
+    trainer = make_trainer(steps=60, batch_size=8, warmup_steps=5, eval_interval=20)
     history = trainer.train()
     assert history.train_loss[0] == pytest.approx(math.log(MODEL.vocab_size), abs=0.15)
     # The sequence is predictable from context except after a lone "1" at the start of a
@@ -65,7 +65,7 @@ def test_validation_runs_every_eval_interval_and_at_the_end():
     assert history.tokens_per_second > 0
 
 
-def test_training_can_be_split_into_calls_and_stops_at_max_steps():
+def test_training_can_be_split_into_calls_and_stops_at_the_configured_steps():
     trainer = make_trainer()
     trainer.train(steps=3)
     assert trainer.step == 3
@@ -126,9 +126,9 @@ def test_the_trainer_rejects_too_few_tokens_and_bad_settings():
         Trainer(model, TOKENS[:8], config=train_config())
     with pytest.raises(ValueError, match="validation set has 5 tokens"):
         Trainer(model, TOKENS, TOKENS[:5], config=train_config())
-    with pytest.raises(ValueError, match="max_steps must be positive"):
-        TrainConfig(max_steps=0)
-    with pytest.raises(ValueError, match="learning_rate must be positive"):
+    with pytest.raises(ValueError, match=r"TrainConfig.steps must be an integer >= 1"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
         TrainConfig(learning_rate=0.0)
 
 
@@ -171,7 +171,7 @@ def test_a_checkpoint_holds_weights_optimizer_state_and_configs(tmp_path):
     assert metadata["format"] == CHECKPOINT_FORMAT and metadata["step"] == "3"
     assert metadata["tokenizer"] == "tok.json"
     assert GPTConfig(**json.loads(metadata["model_config"])) == MODEL
-    assert json.loads(metadata["train_config"])["max_steps"] == 10
+    assert json.loads(metadata["train_config"])["steps"] == 10
     names = set(tensors)
     assert {f"model.{k}" for k in trainer.model.state_dict()} <= names
     # AdamW keeps two moments per parameter
