@@ -45,7 +45,7 @@ from tinygrad_llm.model.gpt import KVCache
 from tinygrad_llm.course import course_model
 
 # %% [markdown]
-# ### Settings (quick mode shrinks the lengths for smoke tests)
+# ## Settings (quick mode shrinks the lengths for smoke tests)
 
 # %%
 SEED = 8

@@ -49,7 +49,7 @@ from tinygrad_llm.evaluate.metrics import (accuracy, bleu_tokenize, confusion_ma
 from tinygrad_llm.course import course_model
 
 # %% [markdown]
-# ### Settings (quick mode shrinks everything for smoke tests)
+# ## Settings (quick mode shrinks everything for smoke tests)
 
 # %%
 SEED = 0

@@ -67,7 +67,7 @@ from tinygrad_llm.finetune.lora import apply_lora
 from tinygrad_llm.course import course_model
 
 # %% [markdown]
-# ### Settings (quick mode shrinks everything for smoke tests)
+# ## Settings (quick mode shrinks everything for smoke tests)
 
 # %%
 SEED = 0

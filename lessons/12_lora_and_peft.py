@@ -69,7 +69,7 @@ from tinygrad_llm.finetune.topic_task import topic_classification_task
 from tinygrad_llm.course import course_model
 
 # %% [markdown]
-# ### Settings (quick mode shrinks everything for smoke tests)
+# ## Settings (quick mode shrinks everything for smoke tests)
 
 # %%
 SEED = 0

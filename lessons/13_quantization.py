@@ -61,7 +61,7 @@ from tinygrad_llm.course import course_model
 from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
 # %% [markdown]
-# ### Settings (quick mode shrinks everything for smoke tests)
+# ## Settings (quick mode shrinks everything for smoke tests)
 
 # %%
 SEED = 0

@@ -55,7 +55,7 @@ from tinygrad_llm.course import course_model
 from tinygrad_llm.train.trainer import TrainConfig
 
 # %% [markdown]
-# ### Settings (quick mode shrinks everything for smoke tests)
+# ## Settings (quick mode shrinks everything for smoke tests)
 
 # %%
 SEED = 0

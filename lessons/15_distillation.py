@@ -54,7 +54,7 @@ from tinygrad_llm.course import course_model
 from tinygrad_llm.train.trainer import estimate_loss
 
 # %% [markdown]
-# ### Settings (quick mode shrinks everything for smoke tests)
+# ## Settings (quick mode shrinks everything for smoke tests)
 
 # %%
 SEED = 0
