@@ -165,11 +165,20 @@ def package_modules() -> list:
     return [importlib.import_module(name) for name in names]
 
 
+class _Annotation(str):
+    """An annotation kept as text (``from __future__ import annotations``), shown without quotes."""
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _signature(obj) -> str:
     try:
-        return str(inspect.signature(obj))
+        signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return ""
+    unquote = lambda a: _Annotation(a) if isinstance(a, str) else a  # noqa: E731
+    parameters = [p.replace(annotation=unquote(p.annotation)) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=parameters, return_annotation=unquote(signature.return_annotation)))
 
 
 def module_entries(module) -> list[ApiEntry]:
@@ -396,7 +405,6 @@ def _api_pages(modules, chapters: list[Chapter], out: Path) -> tuple[dict[str, s
         listing.append(f'<li><a href="{module.__name__}.html"><code>{module.__name__}</code></a>'
                        f"<br>{html.escape(summary)}</li>")
         names.setdefault(module.__name__, f"api/{module.__name__}.html")
-        names.setdefault(module.__name__.rsplit(".", 1)[-1], f"api/{module.__name__}.html")
         search.append({"title": module.__name__, "url": f"api/{module.__name__}.html", "where": "module",
                        "text": doc[:3000]})
         blocks = [f"<h1><code>{module.__name__}</code></h1>", _docstring_html(doc)]
@@ -415,10 +423,14 @@ def _api_pages(modules, chapters: list[Chapter], out: Path) -> tuple[dict[str, s
     (api / "index.html").write_text(_page("API reference", content, chapters, root="../"), encoding="utf-8")
     # the names a lesson's code may mention: what the package exports, pointing at where it is defined
     package = importlib.import_module(PACKAGE)
+    urls = {entry["url"] for entry in search}
     for name in getattr(package, "__all__", dir(package)):
         obj = getattr(package, name, None)
+        if inspect.ismodule(obj) and obj.__name__.startswith(PACKAGE):   # `functional`, say
+            names[name] = f"api/{obj.__name__}.html"
+            continue
         module = getattr(obj, "__module__", None)
-        if module and module.startswith(PACKAGE) and f"api/{module}.html#{name}" in {e["url"] for e in search}:
+        if module and module.startswith(PACKAGE) and f"api/{module}.html#{name}" in urls:
             names[name] = f"api/{module}.html#{name}"
     return names, search
 
