@@ -98,28 +98,30 @@ def _ids(page_file: Path) -> set[str]:
     return set(re.findall(r'\sid="([^"]+)"', page_file.read_text(encoding="utf-8")))
 
 
-def test_every_page_loads_cleanly_offline_with_its_links_and_images(book, served_book, browser):
+def test_every_page_loads_cleanly_offline_with_its_links_and_images(browser, book, served_book):
     pages = sorted(p.relative_to(book).as_posix() for p in book.rglob("*.html"))
     assert len(pages) > 20
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     ids_of: dict[Path, set[str]] = {}
-    images_seen = math_seen = 0
+    images_seen = 0
+    # one tab for every page (a new tab per page costs more than the page): `now` names the page
+    now = {"name": ""}
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and problems.append(f"{now['name']}: console: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"{now['name']}: script error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"{now['name']}: failed request {r.url}"))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{now['name']}: {r.status} {r.url}"))
+    page.on("request", lambda r: not r.url.startswith((served_book, "data:"))
+            and problems.append(f"{now['name']}: request leaves the book: {r.url}"))
     for name in pages:
-        page = context.new_page()
-        page.on("console", lambda m, name=name: m.type == "error" and problems.append(f"{name}: console: {m.text}"))
-        page.on("pageerror", lambda e, name=name: problems.append(f"{name}: script error: {e}"))
-        page.on("requestfailed", lambda r, name=name: problems.append(f"{name}: failed request {r.url}"))
-        page.on("response", lambda r, name=name: r.status >= 400 and problems.append(f"{name}: {r.status} {r.url}"))
-        page.on("request", lambda r, name=name: not r.url.startswith((served_book, "data:"))
-                and problems.append(f"{name}: request leaves the book: {r.url}"))
+        now["name"] = name
         page.goto(served_book + name, wait_until="load")
         images = page.evaluate("[...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
         problems += [f"{name}: image did not load: {src}" for src, ok in images if not ok]
         images_seen += len(images)
         widths = page.evaluate("[...document.querySelectorAll('math')].map(m => m.getBoundingClientRect().width)")
         problems += [f"{name}: a formula has no width" for width in widths if width <= 0]
-        math_seen += len(widths)
         for href in page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)"):
             url, fragment = urldefrag(href)
             if not url.startswith(served_book):
@@ -132,13 +134,12 @@ def test_every_page_loads_cleanly_offline_with_its_links_and_images(book, served
                 ids = ids_of.setdefault(target, _ids(target))
                 if unquote(fragment) not in ids:
                     problems.append(f"{name}: link to a missing anchor {href}")
-        page.close()
     assert not problems, "\n".join(problems[:40])
     assert images_seen >= 15, f"the lessons' figures should be on their pages ({images_seen} images)"
     context.close()
 
 
-def test_search_finds_lessons_and_api_entries(served_book, browser):
+def test_search_finds_lessons_and_api_entries(browser, served_book):
     page = browser.new_page()
     page.goto(served_book + "search.html?q=softmax", wait_until="load")
     results = page.eval_on_selector_all("#results a", "links => links.map(a => a.getAttribute('href'))")
@@ -149,7 +150,7 @@ def test_search_finds_lessons_and_api_entries(served_book, browser):
     page.close()
 
 
-def test_a_lesson_page_screenshot_is_saved_as_an_artifact(served_book, browser):
+def test_a_lesson_page_screenshot_is_saved_as_an_artifact(browser, served_book):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(served_book + LESSON_FOR_SCREENSHOT, wait_until="load")
     figure = page.locator(".output_area img, .output_subarea img").first
