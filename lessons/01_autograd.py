@@ -1,4 +1,6 @@
-"""Lesson 01: automatic differentiation, from a derivative by hand to a Tensor that trains a network.
+# %% [markdown]
+"""
+# 01. Automatic differentiation, from a derivative by hand to a Tensor that trains a network
 
 The question: training a network means nudging every weight against the gradient of the loss,
 d loss / d weight, and a GPT has millions of weights. How can a program get all of those
@@ -30,6 +32,9 @@ Adds: `Tensor`, `no_grad`, `functional` (softmax, cross_entropy, ...), `gradchec
 Run: python lessons/01_autograd.py            (under 10 seconds)
      python lessons/01_autograd.py --quick    (about 2 seconds)
 """
+
+# %% [markdown]
+# ## Settings
 
 # %%
 import math

@@ -1,4 +1,6 @@
-"""Lesson 02: tokenization, from characters and words to byte-level byte-pair encoding (BPE).
+# %% [markdown]
+"""
+# 02. Tokenization, from characters and words to byte-level byte-pair encoding (BPE)
 
 The question: a language model reads and writes integers. How should text become a sequence of
 ids so that (1) every possible string can be written, (2) common text takes few ids, because the
@@ -27,6 +29,9 @@ Adds: `CharTokenizer`, `WordTokenizer`, `BPETokenizer` (`train`, `encode`, `deco
 Run: python lessons/02_tokenization.py            (about 10 seconds)
      python lessons/02_tokenization.py --quick    (about 3 seconds)
 """
+
+# %% [markdown]
+# ## Settings
 
 # %%
 import time

@@ -1,4 +1,6 @@
-"""Lesson 03: from text to (inputs, targets) batches.
+# %% [markdown]
+"""
+# 03. From text to (inputs, targets) batches
 
 The question: a GPT learns by predicting the next token. What exactly do we feed it, and how do we
 turn a corpus of half a million characters into the examples of one training step?
@@ -26,6 +28,9 @@ Run: python lessons/03_data_loading.py           (2-4 seconds; if lesson 02 has 
      course tokenizer yet, it is trained first, in about a second)
      python lessons/03_data_loading.py --quick   (2-4 seconds, smaller tokenizer and windows)
 """
+
+# %% [markdown]
+# ## Settings
 
 # %%
 import time
@@ -161,8 +166,12 @@ crossing = (every_input == separator).any(axis=1).mean()
 print(f"windows that cross a document boundary: {crossing:.1%}   (reference: T / mean document length "
       f"in tokens = {CONTEXT_LENGTH * len(documents) / stats['tokens']:.1%})")
 
-# %% The figure: the same 33 tokens cut with three strides. Each row is one window, one cell per
+# %% [markdown]
+# ### The figure
+# The same 33 tokens cut with three strides. Each row is one window, one cell per
 # token: T input positions (blue) and the one extra token that only appears as a target (orange).
+
+# %%
 strides = (DEMO_LENGTH, DEMO_LENGTH // 2, 1)
 fig, axes = plt.subplots(len(strides), 1, figsize=(9, 7.5), sharex=True,
                          gridspec_kw={"height_ratios": [2, 3, 8]})
@@ -290,8 +299,11 @@ print(f"uniform over {V:,} tokens: loss ln V = {np.log(V):.3f}   (perplexity {V:
 print(f"unigram counts from train, on validation: loss {unigram_loss:.3f}   (perplexity {np.exp(unigram_loss):.0f})")
 
 
+# %% [markdown]
+# ## Closing checks
+# The claims of the text above.
+
 # %%
-# Closing checks: the claims of the text above.
 assert len(documents) >= 50 and 300_000 < len(text) < 800_000
 assert train.dtype == np.uint16 and len(train) + len(val) == stats["tokens"]
 assert abs(len(val) / stats["tokens"] - VAL_FRACTION) < 1e-3

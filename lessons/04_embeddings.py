@@ -1,4 +1,6 @@
-"""Lesson 04: embeddings, from token ids to vectors that mean something.
+# %% [markdown]
+"""
+# 04. Embeddings, from token ids to vectors that mean something
 
 The question: the tokenizer of lesson 02 turns text into integers, but an integer is a bad input
 for a network: id 1000 is not "close" to id 1001, and multiplying an id by a weight means
@@ -28,6 +30,9 @@ AdamW and its schedule), `sinusoidal_positions`.
 Run: python lessons/04_embeddings.py           (about 6 seconds on 2 cores)
      python lessons/04_embeddings.py --quick   (about 2 seconds)
 """
+
+# %% [markdown]
+# ## Settings
 
 # %%
 import time
@@ -348,8 +353,11 @@ ax.legend(fontsize=8)
 save_figure(fig, "04_word_embeddings_pca")
 
 
+# %% [markdown]
+# ## Closing checks
+# The claims of the text above.
+
 # %%
-# Closing checks: the claims of the text above.
 assert np.array_equal(looked_up.data, via_matmul.data), "a lookup is a one-hot product"
 assert not grad[[1, 3, 4]].any() and np.allclose(grad[2], g[0] + g[2]) and np.allclose(grad, one_hot.T @ g)
 assert changed_rows.tolist() == [0, 2, 5], "a step changes only the rows that were used"

@@ -1,4 +1,6 @@
-"""Lesson 05: attention, built up one step at a time.
+# %% [markdown]
+"""
+# 05. Attention, built up one step at a time
 
 The question: after lesson 04 every token is a vector, but each vector only knows its own token
 and position. How does the vector of "value" in "... with the return value" come to know that
@@ -33,6 +35,9 @@ the rest).
 Run: python lessons/05_attention.py           (about 5 seconds on 2 cores)
      python lessons/05_attention.py --quick   (about 4 seconds)
 """
+
+# %% [markdown]
+# ## Settings
 
 # %%
 import time
@@ -108,7 +113,11 @@ print(f"query {query} ({tokens[query]!r}): weights " + " ".join(f"{w:.3f}" for w
 print(f"  it attends most to position {weights_q.argmax()} ({tokens[weights_q.argmax()]!r}); "
       f"weight on itself and its copies: {weights_q[ids == ids[query]].sum():.3f}")
 
-# %% Every query at once: the loops become two matrix products and a row-wise softmax.
+# %% [markdown]
+# ### Every query at once
+# The loops become two matrix products and a row-wise softmax.
+
+# %%
 X = Tensor(x)                              # (T, D)
 simple_scores = X @ X.T                    # (T, T): entry [q, j] = x_q . x_j
 simple_weights = F.softmax(simple_scores, axis=-1)   # each row sums to one
@@ -477,8 +486,11 @@ fused_ok = gradcheck(lambda q, k, v: attn_ops.scaled_dot_product_attention(q, k,
 print(f"gradcheck of the lesson's multi-head attention: {gradients_ok}; of the fused op: {fused_ok}")
 
 
+# %% [markdown]
+# ## Closing checks
+# The claims of the text above.
+
 # %%
-# Closing checks: the claims of the text above.
 assert loop_vs_matrix < 1e-12, "the matrix form is the loop"
 assert self_or_copy.all(), "without weights every token attends most to itself or a copy of itself"
 assert all(abs(r - 1) < 0.05 for r in scale_ratios), "std(q.k) = sqrt(d_k)"

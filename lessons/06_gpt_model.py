@@ -1,4 +1,6 @@
-"""Lesson 06: the GPT, assembled from its parts.
+# %% [markdown]
+"""
+# 06. The GPT, assembled from its parts
 
 The question: lesson 04 turned tokens into vectors and lesson 05 let those vectors look at each
 other. What else does a GPT need around attention, why is each piece there, and how large is the
@@ -27,6 +29,9 @@ Adds: `LayerNorm`, `MLP`, `TransformerBlock`, `GPT`, `GPTConfig` (all fields, `g
 Run: python lessons/06_gpt_model.py           (a few seconds on 2 cores)
      python lessons/06_gpt_model.py --quick   (a few seconds)
 """
+
+# %% [markdown]
+# ## Settings
 
 # %%
 import math
@@ -405,8 +410,11 @@ print(f"targets that repeat their input: {repeats.mean():.1%} of positions, loss
       f"ln V + sigma^2 / 2 = {second_order:.4f})")
 
 
+# %% [markdown]
+# ## Closing checks
+# The claims of the text above.
+
 # %%
-# Closing checks: the claims of the text above.
 assert layer_norm_error < 1e-5 and scale_change < 1e-3
 assert np.abs(xhat.mean(-1)).max() < 1e-5 and np.allclose(xhat.std(-1), 1.0, atol=1e-3)
 assert approximation_error < 1e-3 and abs(gelu_y[lowest] + 0.170) < 1e-3 and abs(xs[lowest] + 0.75) < 0.02

@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 07: pretraining a GPT on real text
+# 07. Pretraining a GPT on real text
 
 **The question.** Lesson 06 built a GPT whose predictions are noise: its loss is ln(V), the loss of
 guessing uniformly among V tokens. How much of the structure of English (and of Python's
@@ -38,7 +38,11 @@ from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.course import course_checkpoint_path, course_model_config, course_train_config
 from tinygrad_llm.train.trainer import load_model
 
-# %% Settings: the course recipe (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings
+# The course recipe (quick mode shrinks everything for smoke tests).
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 TRAIN = course_train_config(QUICK)       # steps, batch, learning-rate schedule, evaluation cadence
@@ -177,7 +181,11 @@ difference = np.abs(reloaded(probe).data - model(probe).data).max()
 print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, step {metadata['step']}); "
       f"reloaded logits differ by {difference:.1e}")
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 assert abs(math.log(initial_ppl) - math.log(V)) < 0.1, "an untrained model should be near-uniform"
 assert history.val_loss[-1] < history.val_loss[0], "validation loss should fall during training"
 assert difference == 0.0, "a reloaded checkpoint must predict exactly as the saved model"

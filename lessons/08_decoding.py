@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 08: decoding, from next-token probabilities to text
+# 08. Decoding, from next-token probabilities to text
 
 **The question.** Lesson 07's model gives, after any text, a probability for each of the V tokens
 that could come next. Which one do we write? The most likely one every time? A random one, and
@@ -44,7 +44,10 @@ from tinygrad_llm.model.generation import apply_repetition_penalty, beam_search,
 from tinygrad_llm.model.gpt import KVCache
 from tinygrad_llm.course import course_model
 
-# %% Settings (quick mode shrinks the lengths for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks the lengths for smoke tests)
+
+# %%
 SEED = 8
 QUICK = quick_mode()
 PROMPT = "The for statement"
@@ -333,7 +336,11 @@ ax.set_title("Generation time with and without the KV cache")
 ax.legend()
 save_figure(fig, "08_kv_cache")
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 assert abs(probs.sum() - 1.0) < 1e-9 and abs(p_top_k.sum() - 1.0) < 1e-9 and abs(p_top_p.sum() - 1.0) < 1e-9
 assert all(entropies[a] < entropies[b] for a, b in zip(TEMPERATURES, TEMPERATURES[1:])), \
     "entropy must rise with temperature"

@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 09: evaluation, what the numbers measure and what they miss
+# 09. Evaluation, what the numbers measure and what they miss
 
 **The question.** Lesson 07 judged the course GPT by one number, its validation perplexity. What
 exactly does that number measure, and why does it change with the way we slide a window over a
@@ -48,7 +48,10 @@ from tinygrad_llm.evaluate.metrics import (accuracy, bleu_tokenize, confusion_ma
                                   sentence_bleu)
 from tinygrad_llm.course import course_model
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 EVAL_TOKENS = 4_000 if QUICK else 20_000   # validation tokens scored (at most; the course has ~13k)
@@ -456,7 +459,11 @@ print(f"kind accuracy {kind_accuracy:.3f}, macro-F1 {macro_f1(matrix):.3f}; alwa
       f"'{KINDS[majority[0]]}': accuracy {accuracy(majority, true_kinds):.3f}, "
       f"macro-F1 {macro_f1(baseline):.3f}")
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 for stride, measured, by_hand in stride_rows:
     assert abs(by_hand / measured - 1) < 1e-5, "perplexity at stride s = our losses at the last s positions"
 assert greedy_ppl < doc_ppl, "the model's own greedy text is more familiar to it than real documentation"

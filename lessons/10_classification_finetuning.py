@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 10: fine-tuning the GPT to classify
+# 10. Fine-tuning the GPT to classify
 
 **The question.** The course GPT was pretrained to predict the next token. Can it answer a
 different question, *which documentation topic does this passage come from?*, and how much of it
@@ -59,7 +59,10 @@ from tinygrad_llm.finetune.baselines import (SoftmaxRegression, bag_of_words, be
 from tinygrad_llm.finetune.topic_task import topic_classification_task
 from tinygrad_llm.course import course_model
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 NUM_CLASSES = 4 if QUICK else 6            # the largest topics with text of their own
@@ -341,7 +344,11 @@ save_figure(fig, "10_confusion_matrix")
 #   while a head on cached features takes well under a millisecond per step against half a
 #   second for a full fine-tuning step.
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 fine_tuned = max(results[name]["accuracy"] for name in approaches)
 assert not shared, "training passages must not reappear in validation or test"
 assert keyword_accuracy < bow_accuracy, "one keyword should not match a bag-of-words model"

@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 11: instruction fine-tuning, and what it makes the model forget
+# 11. Instruction fine-tuning, and what it makes the model forget
 
 **The question.** The course GPT of lesson 07 continues text. Give it "Name the topic of this
 passage" followed by a passage, and it carries on writing documentation; it has no idea that an
@@ -66,7 +66,10 @@ from tinygrad_llm.finetune.instruction_tuning import InstructConfig, Instruction
 from tinygrad_llm.finetune.lora import apply_lora
 from tinygrad_llm.course import course_model
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 # The quick model reads only 32 tokens: it gets a few-token layout, short instructions and passages.
@@ -306,7 +309,11 @@ for k in shown:
     for name, r in {"untuned": untuned, **results}.items():
         print(f"  {name + ':':15s} {r['evaluation'].predictions[k]!r}")
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 full, replay, lora = results["full fine-tune"], results["full + replay"], results["LoRA"]
 forgetting = {name: r["ppl_after"] - base_ppl for name, r in results.items()}
 print("rise in validation perplexity: " + ", ".join(f"{n} {v:+.1f}" for n, v in forgetting.items()))

@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 12: LoRA and other parameter-efficient fine-tuning
+# 12. LoRA and other parameter-efficient fine-tuning
 
 **The question.** Lessons 10 and 11 fine-tuned every weight of the course GPT. That works, but
 each task then needs its own copy of the whole model, and training keeps a gradient and two AdamW
@@ -68,7 +68,10 @@ from tinygrad_llm.finetune.baselines import majority_class
 from tinygrad_llm.finetune.topic_task import topic_classification_task
 from tinygrad_llm.course import course_model
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 DEMO_IN, DEMO_OUT, DEMO_RANK = 48, 32, 4   # section 1: one Linear, adapted by hand
@@ -567,7 +570,11 @@ save_figure(fig, "12_accuracy_vs_trainable")
 #   rounding, a reloaded adapter reproduces its model bit for bit, the fingerprint refuses the
 #   fully fine-tuned model as a base, and one copy of the base weights serves both tasks.
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 assert np.array_equal(y_lora, y_base) and at_init_equal, "B = 0 must give the base output exactly"
 assert formula_error < 1e-5 and update_rank == DEMO_RANK, "LoRALinear must compute W + (alpha/r) B A"
 assert lora_count == DEMO_RANK * (DEMO_IN + DEMO_OUT), "LoRA trains r (in + out) numbers"

@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 13: Quantization, half precision, QAT and QLoRA
+# 13. Quantization, half precision, QAT and QLoRA
 
 **The question.** The course GPT holds about a million float32 weights: 4 bytes each. How few
 bits per weight can it keep before it forgets what it learned? Every method is measured by the
@@ -61,7 +61,10 @@ from tinygrad_llm.course import course_model
 from tinygrad_llm.train.batches import RandomWindows
 from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 GROUP_SIZES = (8, 16, 32) if QUICK else (32, 64, 128)   # must divide every row (d_model = 32 when quick)
@@ -547,7 +550,11 @@ save_figure(fig, "13_size_vs_perplexity")
 #   5.1 MiB of fine-tuning memory becomes 2.1 or 1.6 MiB. Quantized generation is slower in
 #   NumPy, which dequantizes every weight at every step; int8/int4 kernels make it faster instead.
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 assert same_codes and by_hand_error <= s / 2 * (1 + 1e-5), "quantize must match the by-hand absmax rounding"
 assert np.array_equal(unpack_int4(packed, codes.size), codes), "int4 packing must round-trip"
 assert demo_errors["int8 per-channel"] <= demo_errors["int8 per-tensor"], "per-channel scales must not be worse"

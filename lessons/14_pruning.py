@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 14: Pruning
+# 14. Pruning
 
 **The question.** The course GPT of lesson 07 has ~1.07M weights. Does it need all of them? If
 we remove most of them, how much worse does it predict, can a little more training win the loss
@@ -54,7 +54,10 @@ from tinygrad_llm.compress.structured import head_scores, neuron_scores, prune_s
 from tinygrad_llm.course import course_model
 from tinygrad_llm.train.trainer import TrainConfig
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 SPARSITIES = [0.0, 0.3, 0.5, 0.7, 0.9] if QUICK else [round(0.1 * i, 1) for i in range(10)]
@@ -429,7 +432,11 @@ save_figure(fig, "14_pruning")
 #   the fixed cost of each NumPy call and by the 2,048-way output head, which no method here
 #   touches.
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 assert np.array_equal(by_hand, package), "magnitude_masks must remove exactly the smallest |w|"
 assert curve["layer"][0] == curve["global"][0] == perplexity(fresh_model(), val_tokens), \
     "sparsity 0 must leave the model unchanged"

@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# Lesson 15: knowledge distillation
+# 15. Knowledge distillation
 
 **The question.** The lesson-07 model has about 1.07M parameters. A GPT four times smaller is
 four times cheaper to store and faster to run, but trained on the corpus alone it predicts
@@ -53,7 +53,10 @@ from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.course import course_model
 from tinygrad_llm.train.trainer import estimate_loss
 
-# %% Settings (quick mode shrinks everything for smoke tests)
+# %% [markdown]
+# ## Settings (quick mode shrinks everything for smoke tests)
+
+# %%
 SEED = 0
 QUICK = quick_mode()
 TEMPERATURES = (0.5, 1.0, 2.0, 4.0)        # section 1: how T reshapes the teacher's distribution
@@ -356,7 +359,11 @@ save_figure(fig, "15_distillation")
 #   faster (between 2.5x and 6x over our runs; timings on a shared machine vary, so no check
 #   asserts them).
 
-# %% Closing checks: the claims of this lesson
+# %% [markdown]
+# ## Closing checks
+# The claims of this lesson.
+
+# %%
 assert softness[1.0]["p_label"] < 0.5, "the teacher spreads most of its probability beyond the label"
 entropies = [softness[t]["entropy"] for t in TEMPERATURES]
 assert all(a < b for a, b in zip(entropies, entropies[1:])), "a higher T gives a flatter distribution"

@@ -4,9 +4,13 @@
     python lessons/run_all.py --quick    # tiny sizes, what CI runs
     python lessons/run_all.py --from 4   # lesson 04 and everything after it
     python lessons/run_all.py --only 02  # one lesson, by number or file name
+    python lessons/run_all.py --notebooks [--quick]   # every lesson as an executed .ipynb
+    python lessons/run_all.py --book [--quick]        # the course as an HTML book
 
 A summary table (lesson, seconds, status) is printed at the end; the exit code is non-zero if
-any lesson failed. Each lesson also runs on its own: one that needs an earlier lesson's artifact
+any lesson failed. Quick runs write to outputs/quick/, full runs to outputs/, so a smoke test
+never replaces a full run's figures or checkpoints. `--notebooks` and `--book` need the book
+extra (pip install -e ".[book]") and write to notebooks/ and book/ in the same folder. Each lesson also runs on its own: one that needs an earlier lesson's artifact
 loads it from the output folder, or rebuilds it when it is missing.
 """
 
@@ -54,9 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for CI)")
     parser.add_argument("--from", dest="start", metavar="N", help="start at lesson N")
     parser.add_argument("--only", metavar="N", help="run only lesson N (number or file name)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--notebooks", action="store_true",
+                        help="execute the lessons as notebooks (outputs/[quick/]notebooks/*.ipynb)")
+    output.add_argument("--book", action="store_true", help="build the HTML book (outputs/[quick/]book/)")
     args = parser.parse_args(argv)
 
     lessons = select(find_lessons(), args.start, args.only)
+    if args.notebooks or args.book:
+        # imported here: running the scripts needs no notebook tools
+        from tinygrad_llm.course import book, notebooks
+
+        names = [p.stem for p in lessons]
+        if args.book:
+            book.build_book(args.quick, names)
+        else:
+            notebooks.build_notebooks(args.quick, names)
+        return 0
     env = dict(os.environ, MPLBACKEND=os.environ.get("MPLBACKEND", "Agg"))
     results = []
     for path in lessons:

@@ -2,7 +2,8 @@
 
 The lessons' own closing asserts make this meaningful: a lesson whose results drift from what
 its text claims exits non-zero. Lessons share one output folder in this module, in lesson order,
-the way `lessons/run_all.py` runs them, so a later lesson finds an earlier lesson's artifacts.
+the way `lessons/run_all.py` runs them, so a later lesson finds an earlier lesson's artifacts; in
+quick mode they write only to its `quick/` sub-folder, never where a full run keeps its results.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def test_lesson_runs_in_quick_mode(lesson: Path, course_output: Path):
     result = subprocess.run([sys.executable, str(lesson), "--quick"], env=env, cwd=LESSON_DIR.parent,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    assert (course_output / "figures").is_dir(), f"{lesson.name} saved no figure"
+    assert (course_output / "quick" / "figures").is_dir(), f"{lesson.name} saved no figure"
+    strays = sorted(p.name for p in course_output.iterdir() if p.name != "quick")
+    assert not strays, f"{lesson.name} in quick mode wrote outside quick/: {strays}"
 
 
 def test_run_all_selects_lessons_by_number_and_name():

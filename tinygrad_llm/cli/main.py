@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Prepare data, train, sample and evaluate GPT models "
                                             "with tinygrad_llm (NumPy only).",
                      epilog="Generated files (token arrays, checkpoints) go to the output folder: "
-                            "outputs/ in the project, or $TINYGRAD_LLM_OUT. "
+                            "outputs/ in the project, or $TINYGRAD_LLM_OUT; "
+                            "its quick/ sub-folder with --quick. "
                             "'tinygrad-llm COMMAND --help' describes each command.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     positive = positive_int

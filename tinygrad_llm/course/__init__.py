@@ -2,7 +2,7 @@
 tokenizer, model and training settings the lessons share). The library below never imports it.
 """
 
-from .settings import PROJECT_ROOT, quick_mode, output_dir, save_figure
+from .settings import PROJECT_ROOT, quick_mode, output_root, output_dir, running_in_notebook, save_figure
 from .recipe import (COURSE_VOCAB_SIZE, QUICK_VOCAB_SIZE, COURSE_PATTERN, course_tokenizer_path,
                      train_course_tokenizer, course_tokenizer, course_corpus, prepare_with_defaults, course_model_config,
                      course_train_config, course_checkpoint_path, course_model)
