@@ -3,8 +3,8 @@
 Unlike ``model.gguf``, which knows the file's blocks, names and keys but no class, this module
 maps a ``GPT`` and a ``BPETokenizer`` onto them. ``export_gguf`` stores the transformer's matrices
 (and the token embedding, which a tied head shares) in the chosen type; norms, biases and the
-position table stay float32 (float16 for ``dtype="f16"``), as llama.cpp's own converter keeps
-them. Weights quantized by ``gptq`` or ``awq`` at 4 bits keep their grid in Q4_1: the same codes,
+position table stay float32, as llama.cpp's own converter keeps them (its kernels add them to
+float32 activations). Weights quantized by ``gptq`` or ``awq`` at 4 bits keep their grid in Q4_1: the same codes,
 with each group's scale and offset rounded to float16; 3- and 8-bit grids with zero points have
 no GGUF type of this kind that holds them, and the export says so rather than re-rounding them.
 ``load_gguf`` reads such a file back into a GPT, with the dequantized weights.
@@ -30,10 +30,9 @@ LAYER_NORM_EPS = 1e-5
 
 def _stored(name: str, array: np.ndarray, dtype: str) -> str:
     """The storage type of one tensor: matrices take ``dtype``, everything else stays float."""
+    # careful: llama.cpp adds biases and norms to float32 activations and has no f32 + f16 kernel
     matrix = array.ndim == 2 and not name.startswith("position_embd")
-    if matrix and dtype not in ("f32", "f16"):
-        return dtype
-    return "f16" if dtype == "f16" else "f32"
+    return dtype if matrix else "f32"
 
 
 def export_gguf(model: GPT, tokenizer: BPETokenizer, path: str | Path, dtype: str = "f32",
