@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.files import atomic_write, write_text_atomically
 from .bpe import BPETokenizer
 from .corpus import ENDOFTEXT, Document, corpus_text, load_documents
 
@@ -40,14 +40,8 @@ CACHE_FORMAT = 1   # bump when the files written by prepare_corpus change meanin
 
 
 def save_tokenizer_atomically(tokenizer: BPETokenizer, path: Path) -> None:
-    # Save under a temporary name in the same folder, then rename: a reader never sees half a file,
-    # and two processes training at once both end with a complete one.
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        tokenizer.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """``tokenizer.save(path)``, which already writes atomically (kept for its callers)."""
+    tokenizer.save(path)
 
 
 def _tokenizer_fingerprint(tokenizer: BPETokenizer) -> str:
@@ -187,7 +181,7 @@ def prepare_corpus(source: str | Path | None = None, *, out_dir: str | Path,
     save_tokenizer_atomically(tokenizer, folder / "tokenizer.json")
     # The sidecar is written last: its presence (with matching settings) marks a complete cache.
     meta = {"settings": settings, "source": "embedded" if source is None else str(source), "stats": stats}
-    _write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
+    write_text_atomically(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
     return PreparedCorpus(train=train, val=val, tokenizer=tokenizer, folder=folder, stats=stats, cached=False)
 
 
@@ -235,23 +229,9 @@ def _load_prepared(folder: Path, settings: dict, tokenizer: BPETokenizer | None)
 
 
 def _save_array(array: np.ndarray, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        # careful: np.save(filename) appends ".npy" to a name without it; a file object avoids that.
-        with open(temporary, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # careful: np.save(filename) appends ".npy" to a name without it; a file object avoids that.
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 # --- windows and batches --------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..model.state import CheckpointError, load_safetensors, save_safetensors
+from ..model.state import (CheckpointError, check_state, config_from_metadata, load_safetensors,
+                           save_safetensors)
 from ..text.data import random_batch
 from ..model.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
@@ -210,11 +211,13 @@ class Trainer:
     def load(self, path) -> None:
         """Restore a checkpoint written by ``save`` into this trainer (same model config)."""
         tensors, metadata = load_checkpoint_file(path)
-        stored = GPTConfig(**json.loads(metadata["model_config"]))
+        stored = config_from_metadata(path, metadata, "model_config", GPTConfig)
         if stored != self.model.config:
             raise CheckpointError(f"{path}: the checkpoint's model config {stored} does not match "
                                   f"this model's {self.model.config}")
-        self.model.load_state_dict(_section(tensors, "model."))
+        state = _section(tensors, "model.")
+        check_state(path, state, self.model.state_dict())
+        self.model.load_state_dict(state)
         optimizer = json.loads(metadata["optimizer"])
         self.optimizer.load_state_dict({"step_count": optimizer["step_count"],
                                         "param_groups": optimizer["param_groups"],
@@ -263,7 +266,9 @@ def load_model(path, dtype=np.float32) -> tuple[GPT, dict[str, str]]:
     """A GPT built from a checkpoint's stored config and loaded with its weights, in eval mode
     (dropout off: ready for inference; call ``model.train()`` to train it further)."""
     tensors, metadata = load_checkpoint_file(path)
-    model = GPT(GPTConfig(**json.loads(metadata["model_config"])), dtype=dtype)
-    model.load_state_dict(_section(tensors, "model."))
+    model = GPT(config_from_metadata(path, metadata, "model_config", GPTConfig), dtype=dtype)
+    state = _section(tensors, "model.")
+    check_state(path, state, model.state_dict())
+    model.load_state_dict(state)
     model.eval()
     return model, metadata
