@@ -31,6 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.checks import check_positive_int
 from ..core.files import atomic_write, write_text_atomically
 from .bpe import BPETokenizer
 from .corpus import ENDOFTEXT, Document, corpus_text, load_documents
@@ -244,12 +245,6 @@ def _as_token_array(tokens) -> np.ndarray:
     return tokens
 
 
-def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _gather_windows(tokens: np.ndarray, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets for windows beginning at ``starts``; both (B, length) int64.
 
@@ -279,8 +274,8 @@ class SlidingWindowDataset:
 
     def __init__(self, tokens: np.ndarray, max_length: int, stride: int | None = None):
         self.tokens = _as_token_array(tokens)   # kept as given (uint16 stays small)
-        self.max_length = _check_positive("max_length", max_length)
-        self.stride = self.max_length if stride is None else _check_positive("stride", stride)
+        self.max_length = check_positive_int("max_length", max_length)
+        self.stride = self.max_length if stride is None else check_positive_int("stride", stride)
         if len(self.tokens) < self.max_length + 1:
             raise ValueError(f"the corpus has {len(self.tokens)} tokens, fewer than one window needs: "
                              f"max_length + 1 = {self.max_length + 1} (the inputs and one more target)")
@@ -324,7 +319,7 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int, shuffle: bool = False,
                  rng: np.random.Generator | None = None, drop_last: bool = True):
         self.dataset = dataset
-        self.batch_size = _check_positive("batch_size", batch_size)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         if shuffle and rng is None:
             raise ValueError("shuffle=True needs rng=np.random.default_rng(seed), so that the order "
                              "is reproducible")
@@ -359,8 +354,8 @@ def random_batch(tokens: np.ndarray, batch_size: int, context_length: int,
     likely, and a fresh batch per step. A start s needs tokens s .. s + T, so s < N - T.
     """
     tokens = _as_token_array(tokens)
-    batch_size = _check_positive("batch_size", batch_size)
-    context_length = _check_positive("context_length", context_length)
+    batch_size = check_positive_int("batch_size", batch_size)
+    context_length = check_positive_int("context_length", context_length)
     if len(tokens) < context_length + 1:
         raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than one window needs: "
                          f"context_length + 1 = {context_length + 1}")
