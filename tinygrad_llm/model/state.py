@@ -163,7 +163,7 @@ def _check_entry(path: Path, name: str, entry) -> tuple[int, int]:
             and all(type(n) is int and n >= 0 for n in offsets)):
         raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry "
                               f"(shape and data_offsets must be lists of non-negative integers)")
-    if dtype_name not in _DTYPES and dtype_name != "BF16":
+    if not isinstance(dtype_name, str) or (dtype_name not in _DTYPES and dtype_name != "BF16"):
         raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype_name}, which this "
                               f"loader does not support (supported: {', '.join(_DTYPES)}, BF16)")
     begin, end = offsets
