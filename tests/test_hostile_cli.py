@@ -210,3 +210,14 @@ def test_warnings_reach_the_user_on_one_line_without_source_paths(capsys, files,
     lines = err.splitlines()
     assert lines and all(line.startswith("tinygrad-llm prepare: warning: ") for line in lines)
     assert ".py" not in err and "UserWarning" not in err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["tokenize", "\udcedabc"], "the text is not valid UTF-8 text (byte 0xed at character 0)"),
+    (["generate", "--checkpoint", "x", "--prompt", "ab\udcff"], "--prompt is not valid UTF-8 text (byte 0xff"),
+])
+def test_command_line_text_that_is_not_utf8_is_a_usage_error(capsys, args, fragment):
+    # Python passes undecodable argv bytes on as lone surrogates, as these strings hold
+    code, err = outcome(capsys, args)
+    assert code == 2
+    assert_one_clean_line(err, fragment)

@@ -109,7 +109,17 @@ def flag_name(dest: str) -> str:
 
 
 def check_flags(args: argparse.Namespace) -> None:
-    """Every numeric flag given a value that makes no sense raises UsageError naming the flag."""
+    """Every numeric flag given a value that makes no sense raises UsageError naming the flag;
+    so does text on the command line that is not UTF-8."""
+    for dest, what in (("prompt", "--prompt"), ("text", "the text")):
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and args.command != "eval":   # eval's TEXT_FILE is a path
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                # Python hands undecodable argv bytes over as lone surrogates U+DC80..U+DCFF
+                raise UsageError(f"{what} is not valid UTF-8 text (byte "
+                                 f"0x{ord(value[error.start]) & 0xFF:02x} at character {error.start})") from None
     for dest, check in _FLAG_CHECKS.items():
         value = getattr(args, dest, None)
         if value is not None:
