@@ -178,3 +178,18 @@ def test_tensors_that_do_not_fit_the_model_name_the_file_and_tensor(checkpoint, 
     with pytest.raises(CheckpointError, match=message) as info:
         load_model(bad)
     assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(step="two"), "'step' metadata is not valid JSON"),
+    (dict(step="[2]"), "'step' metadata is not a JSON int"),
+    (dict(rng_states="{}"), "'rng_states' metadata is not a JSON list"),
+    (dict(optimizer="oops"), "'optimizer' metadata is not valid JSON"),
+])
+def test_damaged_training_state_is_a_checkpoint_error(checkpoint, tmp_path, changes, message):
+    bad = rewrite(checkpoint, tmp_path / "bad.safetensors", **changes)
+    model = tl.GPT(tl.GPTConfig(**SMALL))
+    trainer = tl.Trainer(model, np.arange(200) % 20, None, tl.TrainConfig(max_steps=1, batch_size=2,
+                         warmup_steps=1, eval_interval=100, log_interval=100), log=None)
+    with pytest.raises(CheckpointError, match=message):
+        trainer.load(bad)

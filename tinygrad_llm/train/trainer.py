@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..model.state import (CheckpointError, check_state, config_from_metadata, load_safetensors,
-                           save_safetensors)
+                           metadata_json, save_safetensors)
 from ..text.data import random_batch
 from ..model.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
@@ -218,20 +218,20 @@ class Trainer:
         state = _section(tensors, "model.")
         check_state(path, state, self.model.state_dict())
         self.model.load_state_dict(state)
-        optimizer = json.loads(metadata["optimizer"])
+        optimizer = metadata_json(path, metadata, "optimizer")
         self.optimizer.load_state_dict({"step_count": optimizer["step_count"],
                                         "param_groups": optimizer["param_groups"],
                                         "state": _section(tensors, "optimizer.")})
         for group in self.optimizer.param_groups:
             group["betas"] = tuple(group["betas"])
         generators = _generators(self)
-        states = json.loads(metadata["rng_states"])
+        states = metadata_json(path, metadata, "rng_states", list)
         if len(states) != len(generators):
             raise CheckpointError(f"{path}: {len(states)} random generator states for "
                                   f"{len(generators)} generators in this trainer")
         for generator, state in zip(generators, states):
             generator.bit_generator.state = state
-        self.step = int(metadata["step"])
+        self.step = metadata_json(path, metadata, "step", int)
         self.history = TrainHistory(**json.loads(metadata.get("history", "{}")))
 
 
