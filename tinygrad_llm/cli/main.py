@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 import time
@@ -169,29 +168,20 @@ def check_input(path: str | Path, what: str, kind: str = "file") -> Path:
     return path
 
 
-# the names a library message may use for a setting the user gave as a flag
-_INTERNAL_NAMES = {**{f"GPTConfig.{field}": flag_name(flag) for flag, field in
-                      {"d_model": "d_model", "n_layer": "n_layer", "n_head": "n_head",
-                       "context_length": "context_length", "dropout": "dropout"}.items()},
-                   **{f"TrainConfig.{field}": flag_name(flag) for flag, field in
-                      {"steps": "max_steps", "batch_size": "batch_size", "lr": "learning_rate",
-                       "min_lr": "min_learning_rate", "warmup_steps": "warmup_steps",
-                       "weight_decay": "weight_decay", "grad_clip": "grad_clip",
-                       "eval_interval": "eval_interval", "eval_batches": "eval_batches",
-                       "log_interval": "log_interval", "seed": "seed"}.items()}}
-
-
 def in_flag_names(message: str) -> str:
     """A library message about settings, with the settings spelled as the user's flags.
 
         >>> in_flag_names("GPTConfig: d_model 16 is not divisible by n_head 3")
         '--d-model 16 is not divisible by --n-head 3'
     """
-    for internal, flag in _INTERNAL_NAMES.items():
+    # the names a library message may use for a setting the user gave as a flag
+    internal_names = {**{f"GPTConfig.{field}": flag_name(flag) for flag, field in _MODEL_FLAGS.items()},
+                      **{f"TrainConfig.{field}": flag_name(flag) for flag, field in _TRAIN_FLAGS.items()}}
+    for internal, flag in internal_names.items():
         message = message.replace(internal, flag)
     if message.startswith(("GPTConfig: ", "TrainConfig: ")):
         message = message.split(": ", 1)[1]
-        for internal, flag in _INTERNAL_NAMES.items():
+        for internal, flag in internal_names.items():
             message = re.sub(rf"\b{re.escape(internal.split('.')[1])}\b", flag, message)
     return message
 
