@@ -200,31 +200,35 @@ def one_line_error(capsys, *args) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["generate", "--checkpoint", "{tmp}/missing.safetensors"], "no such checkpoint file"),
-    (["generate", "--gpt2", "{tmp}/no-folder"], "GPT-2 folder not found"),
-    (["generate", "--checkpoint", "{ckpt}", "--temperature", "-1"], "temperature must be >= 0"),
-    (["generate", "--checkpoint", "{ckpt}", "--top-p", "1.5"], "top_p must be in (0, 1]"),
-    (["generate", "--checkpoint", "{ckpt}", "--tokenizer", "{tmp}/nope.json"], "tokenizer not found"),
-    (["eval", "--checkpoint", "{ckpt}", "{tmp}/missing.txt"], "missing.txt"),
+    (["generate", "--checkpoint", "{tmp}/missing.safetensors"], "--checkpoint {tmp}/missing.safetensors: no such file"),
+    (["generate", "--gpt2", "{tmp}/no-folder"], "--gpt2 {tmp}/no-folder: no such folder"),
+    (["tokenize", "x", "--gpt2", "{tmp}/no-folder"], "--gpt2 {tmp}/no-folder: no such folder"),
+    (["generate", "--checkpoint", "{ckpt}", "--tokenizer", "{tmp}/nope.json"], "--tokenizer {tmp}/nope.json: no such file"),
+    (["eval", "--checkpoint", "{ckpt}", "{tmp}/missing.txt"], "text file {tmp}/missing.txt: no such file"),
     (["tokenize", "x", "--tokenizer", "{corpus}"], "not valid JSON"),
-    (["train", "{corpus}", "--vocab-size", "280", "--d-model", "16", "--n-head", "3"],
-     "d_model 16 is not divisible by n_head 3"),
-    (["train", "{tmp}/missing.txt"], "corpus not found"),
-    (["prepare", "{corpus}", "--val-fraction", "2"], "val_fraction must be between 0 and 1"),
+    (["train", "{tmp}/missing.txt"], "corpus {tmp}/missing.txt: no such file or folder"),
 ])
-def test_user_mistakes_end_in_one_line_and_exit_status_1(capsys, trained, tmp_path, args, message):
+def test_runtime_problems_end_in_one_line_and_exit_status_1(capsys, trained, tmp_path, args, message):
     corpus, checkpoint = trained
     args = [a.format(tmp=tmp_path, ckpt=checkpoint, corpus=corpus) for a in args]
     code, err = one_line_error(capsys, *args)
-    assert code == 1 and message in err
+    assert code == 1 and message.format(tmp=tmp_path) in err
 
 
 @pytest.mark.parametrize("args, message", [
     (["fly"], "invalid choice: 'fly'"),
-    (["train", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+    (["train", "--steps", "0"], "--steps must be an integer >= 1, got 0"),
     (["generate", "--checkpoint", "a", "--gpt2", "b"], "not allowed with argument"),
     (["generate", "--prompt", "hi"], "one of the arguments --checkpoint --gpt2 is required"),
     (["generate", "--checkpoint", "a", "--top-k", "many"], "invalid int value: 'many'"),
+    (["generate", "--checkpoint", "a", "--temperature", "-1"], "--temperature must be a finite number >= 0"),
+    (["generate", "--checkpoint", "a", "--top-p", "1.5"], "--top-p must be a finite number in (0, 1]"),
+    (["train", "x", "--vocab-size", "280", "--d-model", "16", "--n-head", "3"],
+     "--d-model 16 is not divisible by --n-head 3"),
+    (["prepare", "x", "--val-fraction", "2"], "--val-fraction must be a finite number in (0, 1)"),
+    (["train", "--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["train", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["train", "--vocab-size", "100"], "--vocab-size must be an integer >= 257, got 100"),
 ])
 def test_bad_arguments_end_in_one_line_and_exit_status_2(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

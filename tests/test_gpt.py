@@ -23,15 +23,15 @@ def tokens(config: GPTConfig, shape, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(vocab_size=0), "vocab_size must be positive, got 0"),
-    (dict(context_length=-1), "context_length must be positive"),
-    (dict(d_model=0), "d_model must be positive"),
-    (dict(n_layer=0), "n_layer must be positive"),
-    (dict(n_head=0), "n_head must be positive"),
+    (dict(vocab_size=0), "vocab_size must be an integer >= 1, got 0"),
+    (dict(context_length=-1), "context_length must be an integer >= 1"),
+    (dict(d_model=0), "d_model must be an integer >= 1"),
+    (dict(n_layer=0), "n_layer must be an integer >= 1"),
+    (dict(n_head=0), "n_head must be an integer >= 1"),
     (dict(d_model=10, n_head=4), "d_model 10 is not divisible by n_head 4"),
-    (dict(position="rotary"), "position must be 'learned' or 'sinusoidal', got 'rotary'"),
-    (dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
-    (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),
+    (dict(position="rotary"), "position must be one of 'learned', 'sinusoidal', got 'rotary'"),
+    (dict(dropout=1.0), r"dropout must be a finite number in \[0, 1\), got 1.0"),
+    (dict(dropout=-0.1), r"dropout must be a finite number in \[0, 1\)"),
 ])
 def test_config_rejects_invalid_settings_naming_the_field(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -10,9 +10,11 @@ What the lessons do step by step, from a shell::
     tinygrad-llm eval --checkpoint run/model.safetensors text.txt --stride 64
     tinygrad-llm tokenize "Hello world" --gpt2 path/to/gpt2
 
-Every subcommand only parses its flags and calls the package. A problem the user can fix (a
-missing file, a bad value, a checkpoint that does not fit) prints one line on stderr and exits
-with status 1; bad arguments exit with status 2 (argparse's convention). No traceback either way.
+Every subcommand parses its flags, checks them all before any work starts, and calls the
+package. A mistake prints one line on stderr, naming the flag as the user typed it, and no
+traceback: a bad flag value (``--lr nan``, ``--seed -1``, an ``--out`` that is a folder) exits
+with status 2, argparse's convention for usage errors, whether argparse or our checks find it; a
+problem found while working (a missing or unreadable file, a corrupt checkpoint) exits with 1.
 
 ``train`` saves the tokenizer next to the checkpoint (``model.safetensors`` ->
 ``model.tokenizer.json``) and records that name in the checkpoint, so ``generate`` and ``eval``
@@ -23,15 +25,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from ..core.checks import (check_float, check_fraction, check_int, check_non_negative, check_positive,
+                           check_positive_int)
 from ..text.bpe import ENDOFTEXT, BPETokenizer
-from ..model.state import CheckpointError
+from ..model.state import CheckpointError, config_from_metadata
 from ..text.corpus import read_text
 from ..course.settings import output_dir
 from ..course.recipe import course_model_config, course_tokenizer, course_train_config, prepare_with_defaults
@@ -48,6 +54,14 @@ USER_ERRORS = (CheckpointError, OSError, ValueError, KeyError, IndexError, TypeE
                FloatingPointError, MemoryError)
 
 
+class UsageError(Exception):
+    """A flag value that makes no sense, found after argparse: exit status 2, like argparse's own."""
+
+
+class InputError(Exception):
+    """A file or folder the user named is missing or cannot be read: exit status 1."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (it prints the usage first by default)."""
 
@@ -58,23 +72,127 @@ class _Parser(argparse.ArgumentParser):
 def positive_int(text: str) -> int:
     """argparse type for counts: ``"3"`` -> 3; ``"0"`` or ``"x"`` is a usage error."""
     try:
-        value = int(text)
+        return check_positive_int("value", int(text))
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+
+
+# --- checking every flag before any work ------------------------------------------------------
+
+# argparse parses the text (``int``/``float``); these say which values make sense, by the flag's
+# destination (one meaning per name across subcommands). Messages name the flag as typed.
+_FLAG_CHECKS: dict[str, Callable[[str, object], object]] = {
+    # 256 byte tokens and <|endoftext|> come first; fewer leaves no room for a single merge
+    "vocab_size": lambda flag, v: check_int(flag, v, minimum=257),
+    "val_fraction": lambda flag, v: check_float(flag, v, low=0.0, high=1.0, low_open=True, high_open=True),
+    "d_model": check_positive_int, "n_layer": check_positive_int, "n_head": check_positive_int,
+    "context_length": check_positive_int,
+    "dropout": lambda flag, v: check_fraction(flag, v, high_open=True),
+    "steps": check_positive_int, "batch_size": check_positive_int, "eval_interval": check_positive_int,
+    "eval_batches": check_positive_int, "log_interval": check_positive_int,
+    "save_every": check_positive_int, "num_samples": check_positive_int, "stride": check_positive_int,
+    "top_k": check_positive_int,
+    "lr": check_positive, "min_lr": check_non_negative, "weight_decay": check_non_negative,
+    "grad_clip": check_positive, "time_limit": check_positive, "repetition_penalty": check_positive,
+    "temperature": check_non_negative,          # 0 means greedy
+    "top_p": lambda flag, v: check_fraction(flag, v, low_open=True),
+    "warmup_steps": lambda flag, v: check_int(flag, v, minimum=0),
+    "max_new_tokens": lambda flag, v: check_int(flag, v, minimum=0),
+    "seed": lambda flag, v: check_int(flag, v, minimum=0),   # NumPy's generators take seeds >= 0
+}
+
+
+def flag_name(dest: str) -> str:
+    """``min_lr`` -> ``--min-lr``: every flag of this command line is its destination spelled so."""
+    return "--" + dest.replace("_", "-")
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every numeric flag given a value that makes no sense raises UsageError naming the flag;
+    so does text on the command line that is not UTF-8."""
+    for dest, what in (("prompt", "--prompt"), ("text", "the text")):
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and args.command != "eval":   # eval's TEXT_FILE is a path
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                # Python hands undecodable argv bytes over as lone surrogates U+DC80..U+DCFF
+                raise UsageError(f"{what} is not valid UTF-8 text (byte "
+                                 f"0x{ord(value[error.start]) & 0xFF:02x} at character {error.start})") from None
+    for dest, check in _FLAG_CHECKS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            try:
+                check(flag_name(dest), value)
+            except (TypeError, ValueError) as error:
+                raise UsageError(str(error)) from None
+
+
+def check_output_file(path: Path, flag: str) -> Path:
+    """A file we may create or replace: not a folder, and inside a folder (or one we can create)."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name (e.g. {path / 'model.safetensors'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def check_output_folder(path: Path, flag: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def check_input(path: str | Path, what: str, kind: str = "file") -> Path:
+    """An existing ``kind`` ("file", "folder" or "file or folder") that the user named as ``what``
+    (a flag, or a word for a positional argument); a missing one, a folder for a file, or a special
+    file (a FIFO would block forever) raises InputError, worded alike for every subcommand."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such {kind}")
+    if path.is_dir():
+        if kind == "file":
+            raise InputError(f"{what} {path} is a folder, not a file")
+    elif kind == "folder":
+        raise InputError(f"{what} {path} is a file, not a folder")
+    elif not path.is_file():
+        raise InputError(f"{what} {path} is not a regular file")
+    return path
+
+
+def in_flag_names(message: str) -> str:
+    """A library message about settings, with the settings spelled as the user's flags.
+
+        >>> in_flag_names("GPTConfig: d_model 16 is not divisible by n_head 3")
+        '--d-model 16 is not divisible by --n-head 3'
+    """
+    # the names a library message may use for a setting the user gave as a flag
+    internal_names = {**{f"GPTConfig.{field}": flag_name(flag) for flag, field in _MODEL_FLAGS.items()},
+                      **{f"TrainConfig.{field}": flag_name(flag) for flag, field in _TRAIN_FLAGS.items()}}
+    for internal, flag in internal_names.items():
+        message = message.replace(internal, flag)
+    if message.startswith(("GPTConfig: ", "TrainConfig: ")):
+        message = message.split(": ", 1)[1]
+        for internal, flag in internal_names.items():
+            message = re.sub(rf"\b{re.escape(internal.split('.')[1])}\b", flag, message)
+    return message
 
 
 # --- loading a model and its tokenizer --------------------------------------------------------
 
-def read_tokenizer(path: str | Path) -> BPETokenizer:
+def read_tokenizer(path: str | Path, flag: str = "--tokenizer") -> BPETokenizer:
     """Our tokenizer JSON file, or a folder with GPT-2's ``vocab.json`` + ``merges.txt``."""
-    path = Path(path)
+    path = check_input(path, flag, "file or folder")
     if path.is_dir():
         return BPETokenizer.from_gpt2(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tokenizer not found: {path}")
     return BPETokenizer.load(path)
 
 
@@ -89,7 +207,7 @@ def checkpoint_tokenizer(checkpoint: Path, metadata: dict[str, str]) -> BPEToken
     if not name:
         raise CheckpointError(f"{checkpoint} does not record its tokenizer; pass --tokenizer")
     path = checkpoint.parent / name   # an absolute name stays as it is
-    if not path.is_file():
+    if not path.is_file() or path.is_dir():
         raise FileNotFoundError(f"{checkpoint} was trained with the tokenizer {name!r}, which is not "
                                 f"next to it ({path}); pass --tokenizer")
     return BPETokenizer.load(path)
@@ -98,10 +216,10 @@ def checkpoint_tokenizer(checkpoint: Path, metadata: dict[str, str]) -> BPEToken
 def load_model_and_tokenizer(args) -> tuple[GPT, BPETokenizer]:
     """From ``--checkpoint`` (ours) or ``--gpt2`` (a Hugging Face folder), and ``--tokenizer``."""
     if args.gpt2:
-        model = load_gpt2(args.gpt2)
-        tokenizer = read_tokenizer(args.tokenizer or args.gpt2)
+        model = load_gpt2(check_input(args.gpt2, "--gpt2", "folder"))
+        tokenizer = read_tokenizer(args.tokenizer) if args.tokenizer else read_tokenizer(args.gpt2, "--gpt2")
     else:
-        checkpoint = Path(args.checkpoint)
+        checkpoint = check_input(args.checkpoint, "--checkpoint")
         model, metadata = load_model(checkpoint)
         tokenizer = (read_tokenizer(args.tokenizer) if args.tokenizer
                      else checkpoint_tokenizer(checkpoint, metadata))
@@ -132,7 +250,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", default=None,
                         help="a UTF-8 text file or a folder of .txt files (default: the embedded "
                              "corpus, CPython's documentation)")
-    parser.add_argument("--vocab-size", type=positive_int, metavar="N",
+    parser.add_argument("--vocab-size", type=int, metavar="N",
                         help="train a BPE tokenizer of N tokens (default 2048; 512 with --quick)")
     parser.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                         help="the last fraction F of the tokens is validation (default 0.1)")
@@ -142,12 +260,16 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _prepare(args, tokenizer: BPETokenizer | None = None, force: bool = False):
+    if args.source is not None:
+        check_input(args.source, "corpus", "file or folder")
     return prepare_with_defaults(args.source, tokenizer=tokenizer, vocab_size=args.vocab_size,
                                  val_fraction=args.val_fraction, out_dir=args.data_dir, force=force,
                                  quick=args.quick)
 
 
 def cmd_prepare(args) -> int:
+    if args.data_dir:
+        check_output_folder(Path(args.data_dir), "--data-dir")
     tokenizer = read_tokenizer(args.tokenizer) if args.tokenizer else None
     corpus = _prepare(args, tokenizer, force=args.force)
     print(f"{'cached' if corpus.cached else 'prepared'}: {corpus.folder}")
@@ -180,8 +302,18 @@ def cmd_train(args) -> int:
         model_changes["bias"] = False
     if args.untied:
         model_changes["tie_weights"] = False
+    # every output is checked before hours of training could end in a failed save
+    out = Path(args.out) if args.out else Path(args.resume) if args.resume else \
+        output_dir("checkpoints") / "model.safetensors"
+    check_output_file(out, "--out")
+    tokenizer_path = check_output_file(tokenizer_path_for(out), "--out (its tokenizer file)")
+    if args.data_dir:
+        check_output_folder(Path(args.data_dir), "--data-dir")
+    if not args.resume:   # the model flags together, before the tokenizer decides vocab_size
+        _configured(course_model_config(args.vocab_size or 257, args.quick), model_changes)
+        _configured(course_train_config(args.quick), train_changes)
     if args.resume:
-        resume = Path(args.resume)
+        resume = check_input(args.resume, "--resume")
         model, metadata = load_model(resume)
         stored = dataclasses.asdict(model.config)
         changed = [f"{k}={v!r}" for k, v in model_changes.items() if stored[k] != v]
@@ -190,22 +322,16 @@ def cmd_train(args) -> int:
                              f"{resume} has {model.config}")
         tokenizer = (read_tokenizer(args.tokenizer) if args.tokenizer
                      else checkpoint_tokenizer(resume, metadata))
-        stored_train = json.loads(metadata["train_config"])
-        base_train = TrainConfig.from_dict(stored_train)
+        base_train = config_from_metadata(resume, metadata, "train_config", TrainConfig)
         corpus = _prepare(args, tokenizer)
         check_vocabulary(corpus.tokenizer, model)
     else:
         corpus = _prepare(args, read_tokenizer(args.tokenizer) if args.tokenizer else None)
-        config = dataclasses.replace(course_model_config(corpus.tokenizer.vocab_size, args.quick),
-                                     **model_changes)
+        config = _configured(course_model_config(corpus.tokenizer.vocab_size, args.quick), model_changes)
         base_train = course_train_config(args.quick)
         seed = train_changes.get("seed", base_train.seed)
         model = GPT(config, rng=np.random.default_rng(seed))
-    train_config = dataclasses.replace(base_train, **train_changes)
-
-    out = Path(args.out) if args.out else Path(args.resume) if args.resume else \
-        output_dir("checkpoints") / "model.safetensors"
-    tokenizer_path = tokenizer_path_for(out)
+    train_config = _configured(base_train, train_changes)
     trainer = Trainer(model, corpus.train, corpus.val, train_config, log=print,
                       tokenizer_ref=tokenizer_path.name)
     if args.resume:
@@ -224,6 +350,15 @@ def cmd_train(args) -> int:
         print(f"saved step {trainer.step} to {out}")
         if trainer.step >= train_config.steps or (deadline is not None and time.monotonic() >= deadline):
             return 0
+
+
+def _configured(base, changes: dict):
+    """``dataclasses.replace(base, **changes)``; a combination of flags the config refuses (say
+    --d-model 16 with --n-head 3) is a usage error, worded with the flags."""
+    try:
+        return dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as error:
+        raise UsageError(in_flag_names(str(error))) from None
 
 
 # --- generate ---------------------------------------------------------------------------------
@@ -255,8 +390,12 @@ def cmd_generate(args) -> int:
 # --- eval -------------------------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
+    text_path = check_input(args.text, "text file")
     model, tokenizer = load_model_and_tokenizer(args)
-    text = read_text(args.text)
+    if args.stride is not None and args.stride > model.config.context_length:
+        raise UsageError(f"--stride must be at most the model's context length "
+                         f"{model.config.context_length}, got {args.stride}")
+    text = read_text(text_path)
     tokens = np.array(tokenizer.encode(text, allowed_special="all"), dtype=np.int64)
     total, count = token_nll(model, tokens, stride=args.stride, batch_size=args.batch_size)
     loss = total / count
@@ -272,9 +411,9 @@ def cmd_tokenize(args) -> int:
     if args.tokenizer:
         tokenizer = read_tokenizer(args.tokenizer)
     elif args.gpt2:
-        tokenizer = read_tokenizer(args.gpt2)
+        tokenizer = read_tokenizer(check_input(args.gpt2, "--gpt2", "folder"), "--gpt2")
     elif args.checkpoint:
-        checkpoint = Path(args.checkpoint)
+        checkpoint = check_input(args.checkpoint, "--checkpoint")
         tokenizer = checkpoint_tokenizer(checkpoint, load_checkpoint_file(checkpoint)[1])
     else:
         tokenizer = course_tokenizer(args.quick)
@@ -308,7 +447,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "its quick/ sub-folder with --quick. "
                             "'tinygrad-llm COMMAND --help' describes each command.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    positive = positive_int
 
     p = commands.add_parser("prepare", help="train or load a tokenizer and write the token arrays",
                             description="Tokenize a corpus into train/validation token arrays (cached).")
@@ -327,28 +465,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "or the --resume checkpoint)")
     p.add_argument("--resume", metavar="PATH", help="continue from this checkpoint")
     model = p.add_argument_group("model (default: the course model, 4 layers of width 128)")
-    model.add_argument("--d-model", type=positive, metavar="N")
-    model.add_argument("--n-layer", type=positive, metavar="N")
-    model.add_argument("--n-head", type=positive, metavar="N")
-    model.add_argument("--context-length", type=positive, metavar="N")
+    model.add_argument("--d-model", type=int, metavar="N")
+    model.add_argument("--n-layer", type=int, metavar="N")
+    model.add_argument("--n-head", type=int, metavar="N")
+    model.add_argument("--context-length", type=int, metavar="N")
     model.add_argument("--dropout", type=float, metavar="P")
     model.add_argument("--position", choices=("learned", "sinusoidal"))
     model.add_argument("--no-bias", action="store_true", help="no biases in Linear and LayerNorm")
     model.add_argument("--untied", action="store_true", help="an output head of its own")
     training = p.add_argument_group("training (default: the course recipe of lesson 07)")
-    training.add_argument("--steps", type=positive, metavar="N",
+    training.add_argument("--steps", type=int, metavar="N",
                           help="total optimizer steps (a resumed run continues up to N)")
-    training.add_argument("--batch-size", type=positive, metavar="N")
+    training.add_argument("--batch-size", type=int, metavar="N")
     training.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
     training.add_argument("--min-lr", type=float, metavar="LR", help="learning rate at the end of the decay")
     training.add_argument("--warmup-steps", type=int, metavar="N")
     training.add_argument("--weight-decay", type=float, metavar="W")
     training.add_argument("--grad-clip", type=float, metavar="NORM")
-    training.add_argument("--eval-interval", type=positive, metavar="N")
-    training.add_argument("--eval-batches", type=positive, metavar="N")
-    training.add_argument("--log-interval", type=positive, metavar="N")
+    training.add_argument("--eval-interval", type=int, metavar="N")
+    training.add_argument("--eval-batches", type=int, metavar="N")
+    training.add_argument("--log-interval", type=int, metavar="N")
     training.add_argument("--seed", type=int, metavar="S")
-    training.add_argument("--save-every", type=positive, metavar="N", help="also save every N steps")
+    training.add_argument("--save-every", type=int, metavar="N", help="also save every N steps")
     training.add_argument("--time-limit", type=float, metavar="SECONDS",
                           help="stop (and save) after this long")
     p.set_defaults(run=cmd_train)
@@ -363,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, metavar="P", help="sample from the smallest set of mass P")
     p.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R",
                    help="above 1 makes repeats less likely (default 1: off)")
-    p.add_argument("--num-samples", type=positive, default=1, metavar="N")
+    p.add_argument("--num-samples", type=int, default=1, metavar="N")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--no-cache", action="store_true", help="recompute every position (no KV cache)")
     p.set_defaults(run=cmd_generate)
@@ -372,9 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Perplexity on a UTF-8 text file, with a sliding window.")
     _add_model_source(p)
     p.add_argument("text", metavar="TEXT_FILE")
-    p.add_argument("--stride", type=positive, metavar="N",
+    p.add_argument("--stride", type=int, metavar="N",
                    help="move the window by N tokens (default: the context length, no overlap)")
-    p.add_argument("--batch-size", type=positive, default=8, metavar="N")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N")
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("tokenize", help="show the tokens of a string",
@@ -391,19 +529,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        # "[Errno 21] Is a directory: '.x.tmp'" -> "x: is a directory": the user's file, no errno
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if name is not None:
+            name = Path(str(name))
+            if name.name.startswith(".") and name.name.endswith(".tmp"):   # our atomic writer's
+                name = name.with_name(name.name[1:].rsplit(".", 2)[0])
+        reason = error.strerror[:1].lower() + error.strerror[1:]
+        return f"{name}: {reason}" if name is not None else reason
     # careful: str(KeyError("x")) is "'x'", with quotes; its message is args[0]
     message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
     return " ".join(str(message).split()) or type(error).__name__
 
 
+def _usage_exit(command: str, message: str) -> None:
+    print(f"{PROG} {command}: error: {message} (see {PROG} {command} --help)", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status
+    (a usage error raises SystemExit(2), as argparse does)."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except USER_ERRORS as error:
-        print(f"{PROG} {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return 1
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        # a warning is news for the user, on one line, without our source path
+        print(f"{PROG} {args.command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            check_flags(args)
+            return args.run(args)
+        except UsageError as error:
+            _usage_exit(args.command, " ".join(str(error).split()))
+        except KeyboardInterrupt:
+            print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except (InputError, *USER_ERRORS) as error:
+            print(f"{PROG} {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            return 1

@@ -74,8 +74,8 @@ def prunable_weights(model: Module, targets: Sequence[str] = DEFAULT_TARGETS) ->
 
 def magnitude_masks(weights: dict[str, np.ndarray], sparsity: float, scope: str = "layer",
                     keep: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Boolean masks (True = kept) that remove the k = round(sparsity * n) entries of smallest
-    |w|, n counting each matrix alone (``scope="layer"``) or all of them together ("global").
+    """Boolean masks (True = kept) that remove the k = min(round(sparsity * n), n - 1) entries of
+    smallest |w| (at least one entry always stays), n counting each matrix alone (``scope="layer"``) or all of them together ("global").
 
     Entries already removed in ``keep`` stay removed (a mask never regrows): they are counted
     first, as if their |w| were -1. Ties in |w| go by position, so the result is deterministic.
@@ -100,7 +100,9 @@ def magnitude_masks(weights: dict[str, np.ndarray], sparsity: float, scope: str 
     masks = {}
     for names in groups:
         score = np.concatenate([scores[name] for name in names])
-        k = int(round(sparsity * score.size))
+        # careful: round(0.999 * 256) = 256 would empty a 16x16 matrix although sparsity 1 is
+        # refused; a sparsity below 1 always keeps at least one entry
+        k = min(int(round(sparsity * score.size)), score.size - 1)
         already = int(np.sum(score < 0))
         if already > k:
             raise ValueError(f"{', '.join(names) if scope == 'layer' else 'the targets'} already have "

@@ -176,6 +176,12 @@ def quantize(w: np.ndarray, scheme: QuantScheme = QuantScheme()) -> QuantizedTen
     if not np.all(np.isfinite(w)):
         raise ValueError("quantize: the array holds inf or NaN, which no scale can represent")
     blocks = _blocks(w.astype(np.float64), scheme)             # (rows, n_blocks, block)
+    # careful: scales are float32; a float64 weight above ~127 * 3.4e38 would get an infinite
+    # scale and NaN codes
+    largest = float(np.abs(w).max()) if w.size else 0.0
+    if largest / scheme.qmax > float(np.finfo(np.float32).max) / 2:
+        raise ValueError(f"quantize: the array holds a value of magnitude {largest:.3g}, too large for "
+                         f"the float32 scales of a quantized tensor")
     low, high = scheme.code_range
     if scheme.symmetric:
         scale = (np.abs(blocks).max(axis=-1) / scheme.qmax).astype(np.float32)

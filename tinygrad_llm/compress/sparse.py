@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 
 import numpy as np
 
-from ..model.state import CheckpointError, load_safetensors, save_safetensors
+from ..model.state import CheckpointError, check_state, load_safetensors, save_safetensors
 from ..model.nn import Module
 from .pruning import PruningMask
 
@@ -162,10 +162,8 @@ def load_sparse(model: Module, path: str | os.PathLike) -> PruningMask:
         keep = np.zeros(shape, dtype=bool)
         keep[np.repeat(np.arange(shape[0]), np.diff(ptr)), csr.col_indices.astype(np.int64)] = True
         keeps[name] = keep
-    try:
-        model.load_state_dict(state)
-    except KeyError as error:
-        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: {error}") from None
+    check_state(path, state, model.state_dict(), what=type(model).__name__)
+    model.load_state_dict(state)
     mask = PruningMask(model, [name.removesuffix(".weight") for name in shapes])
     mask.keep = keeps
     return mask

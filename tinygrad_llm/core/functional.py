@@ -29,7 +29,10 @@ def _reduction_axis(x: Tensor, axis: int) -> int:
 
 
 def row_peak(x: np.ndarray, axis: int, op: str) -> np.ndarray:
-    """max(x) along ``axis`` (kept), or a clear error for a row that is entirely -inf."""
+    """max(x) along ``axis`` (kept), or a clear error for a row that is entirely -inf or empty."""
+    if x.shape[axis] == 0:
+        raise ValueError(f"{op}: axis {axis} has length 0 (shape {x.shape}), so there is no "
+                         f"distribution over it")
     peak = x.max(axis=axis, keepdims=True)
     if np.isneginf(peak).any():
         raise ValueError(f"{op}: a row is entirely -inf (every position masked), so it has no "

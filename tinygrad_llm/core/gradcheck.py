@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checks import check_finite_array
 from .tensor import Tensor, no_grad
 
 
@@ -50,6 +51,7 @@ def gradcheck(fn: Callable[..., Tensor], *inputs, eps: float = 1e-6, atol: float
     for i, t in checked:
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64")
+        check_finite_array(f"gradcheck: input {i}", t.data)   # NaN compares false with everything
 
     out = fn(*inputs)
     if not isinstance(out, Tensor):
@@ -81,14 +83,17 @@ def gradcheck(fn: Callable[..., Tensor], *inputs, eps: float = 1e-6, atol: float
         numeric = numeric.reshape(t.shape)
         error = np.abs(grad - numeric)
         excess = error - (atol + rtol * np.abs(numeric))
-        if np.all(excess <= 0):
+        # careful: a NaN gradient has NaN excess, which "excess > 0" would count as passing
+        failing = ~(excess <= 0)
+        if not failing.any():
             continue
         # plain ints, so the message reads "index (1, 2)" and not "(np.int64(1), np.int64(2))"
-        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), t.shape))
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(np.isnan(excess), np.inf, excess))),
+                                                       t.shape))
         message = (f"gradcheck failed for input {position} (shape {t.shape}) at index {worst}: "
                    f"analytic {grad[worst]:.10g}, numeric {numeric[worst]:.10g}, "
                    f"|difference| {error[worst]:.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|; "
-                   f"{int(np.sum(excess > 0))} of {t.size} entries fail")
+                   f"{int(failing.sum())} of {t.size} entries fail")
         if raise_exception:
             raise GradcheckError(message)
         return False

@@ -118,6 +118,15 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+def _check_power_domain(a: np.ndarray, p) -> None:
+    """A negative base has no real non-integer power: refuse it, as ``sqrt`` does, instead of NaN."""
+    fractional = np.asarray(p) != np.round(p)
+    if np.any((a < 0) & fractional):
+        shown = float(p) if np.ndim(p) == 0 else "a non-integer exponent"
+        raise ValueError(f"x ** {shown} of a tensor with negative entries (a non-integer power "
+                         f"needs x >= 0)")
+
+
 def _power(a: np.ndarray, p: float) -> np.ndarray:
     """a ** p with fast paths for small integer powers.
 
@@ -419,9 +428,11 @@ class Tensor:
         if not isinstance(exponent, Tensor) and np.ndim(exponent) == 0:
             p = float(exponent)
             a = self.data
+            _check_power_domain(a, p)
             return Tensor._make(_power(a, p), (self,), lambda g: (g * p * _power(a, p - 1),))
         exponent = self._operand(exponent)
         a, p = self.data, exponent.data
+        _check_power_domain(a, p)
         out = a ** p
 
         def backward(g):
@@ -512,7 +523,11 @@ class Tensor:
 
     def _extreme(self, reduce: Callable, axis, keepdims: bool) -> Tensor:
         a = self.data
-        out_keep = reduce(a, axis=axis, keepdims=True)
+        try:
+            out_keep = reduce(a, axis=axis, keepdims=True)
+        except ValueError:   # NumPy's "zero-size array to reduction operation ..."
+            raise ValueError(f"{reduce.__name__}() of an empty tensor: shape {a.shape} has no entries "
+                             f"{'at all' if axis is None else f'along axis {axis}'}") from None
 
         def backward(g):
             # The gradient goes to the entries that attain the extreme; ties share it equally.

@@ -442,4 +442,6 @@ def macro_f1(matrix: np.ndarray) -> float:
     _, _, f1 = precision_recall_f1(matrix)
     matrix = np.asarray(matrix)
     present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    if not present.any():   # careful: the mean over no classes would be NaN, not a score
+        raise ValueError("macro_f1 needs at least one example: the confusion matrix is all zeros")
     return float(f1[present].mean())

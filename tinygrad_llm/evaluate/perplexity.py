@@ -17,7 +17,9 @@ import math
 import numpy as np
 
 from ..core import functional as F
+from ..core.checks import check_finite_array, check_int, check_positive_int
 from ..core.tensor import no_grad
+from ..model.nn import check_token_ids
 
 IGNORE = -100
 
@@ -31,6 +33,7 @@ def sliding_windows(n_tokens: int, context_length: int, stride: int) -> list[tup
     """
     if n_tokens < 2:
         raise ValueError(f"perplexity needs at least 2 tokens, got {n_tokens}")
+    check_int("stride", stride)
     if not 0 < stride <= context_length:
         raise ValueError(f"stride must be in 1..context_length ({context_length}), got {stride}")
     windows, scored_up_to, begin = [], 0, 0  # targets 1..scored_up_to are done
@@ -44,7 +47,11 @@ def sliding_windows(n_tokens: int, context_length: int, stride: int) -> list[tup
 
 def token_nll(model, tokens: np.ndarray, stride: int | None = None, batch_size: int = 8) -> tuple[float, int]:
     """(sum of negative log-likelihoods, number of tokens scored) of ``tokens[1:]`` under ``model``."""
-    tokens = np.asarray(tokens).astype(np.int64)
+    tokens = check_token_ids(tokens, model.config.vocab_size)   # careful: floats are refused, never cut
+    if tokens.ndim != 1:
+        raise ValueError(f"perplexity scores one text: tokens must have shape (N,), got {tokens.shape}")
+    tokens = tokens.astype(np.int64)
+    check_positive_int("batch_size", batch_size)
     T = model.config.context_length
     windows = sliding_windows(len(tokens), T, T if stride is None else stride)
     total, count = 0.0, 0
@@ -63,6 +70,8 @@ def token_nll(model, tokens: np.ndarray, stride: int | None = None, batch_size: 
                     firsts = np.array([first for _, _, first in chunk])[:, None]
                     targets = np.where(positions >= firsts, targets, IGNORE)
                     logits = model(inputs)
+                    # careful: one NaN logit makes the loss NaN and "perplexity nan" looks like a result
+                    check_finite_array("the model's output (logits)", logits.data)
                     loss = F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum")
                     total += float(loss.item())
                     count += int((targets != IGNORE).sum())

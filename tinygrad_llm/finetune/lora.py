@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core import functional as F
+from ..core.checks import check_float
 from ..model.state import CheckpointError, load_safetensors, save_safetensors
 from ..model.nn import Linear, Module, Parameter
 from ..compress.quantize import QuantizedLinear
@@ -56,6 +57,7 @@ class LoRAAdapter(Module):
             raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout}")
+        check_float("LoRA alpha", alpha)   # careful: a NaN alpha would make every output NaN
         rng = rng if rng is not None else np.random.default_rng(0)
         self.r, self.alpha, self.dropout_p = int(r), float(alpha), float(dropout)
         self.rng = rng

@@ -30,6 +30,8 @@ import numpy as np
 
 from .gpt import KVCache
 from .nn import check_token_ids
+from ..core.checks import (check_finite_array, check_float, check_fraction, check_int, check_non_negative,
+                           check_positive, check_positive_int)
 from ..core.tensor import no_grad
 
 # ----------------------------------------------------------------------------------------------
@@ -38,20 +40,26 @@ from ..core.tensor import no_grad
 
 def _check_settings(temperature: float, top_k: int | None, top_p: float | None,
                     repetition_penalty: float) -> None:
-    if not np.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0 and finite (0 means greedy), got {temperature}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
-                              or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1 (or None for no cut), got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:  # careful: NaN fails this test too, as it should
-        raise ValueError(f"top_p must be in (0, 1] (or None for no cut), got {top_p}")
-    if not np.isfinite(repetition_penalty) or repetition_penalty <= 0:
-        raise ValueError(f"repetition_penalty must be positive and finite (1 = off), got {repetition_penalty}")
+    check_non_negative("temperature", temperature)   # 0 means greedy
+    if top_k is not None:
+        check_positive_int("top_k", top_k)
+    if top_p is not None:
+        check_fraction("top_p", top_p, low_open=True)
+    check_positive("repetition_penalty", repetition_penalty)   # 1 = off
 
 
-def _check_count(name: str, value: int, smallest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < smallest:
-        raise ValueError(f"{name} must be an integer >= {smallest}, got {value!r}")
+def _finite_logits(logits: np.ndarray) -> np.ndarray:
+    """``logits`` (..., V) unchanged, or a FloatingPointError if any is NaN or +inf, or a row is all
+    -inf. (-inf itself is fine: it is how a token is ruled out.)
+
+    careful: argmax of a NaN row is 0 and a NaN distribution samples token 0, so a broken model
+    would otherwise quietly emit token 0 forever."""
+    logits = np.asarray(logits)
+    # -inf -> 0 leaves exactly the entries that make no sense for check_finite_array to count
+    check_finite_array("the model's output (next-token logits)", np.where(logits == -np.inf, 0.0, logits))
+    if logits.size and np.any(np.all(logits == -np.inf, axis=-1)):
+        raise FloatingPointError("the model's next-token logits rule out every token (all -inf)")
+    return logits
 
 
 def _prompt_tokens(idx, vocab_size: int) -> np.ndarray:
@@ -87,7 +95,7 @@ def next_token_distribution(logits: np.ndarray, temperature: float = 1.0, top_k:
     array([0.625, 0.375, 0.   ])
     """
     _check_settings(temperature, top_k, top_p, 1.0)
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = _finite_logits(np.asarray(logits, dtype=np.float64))
     if temperature == 0:
         probs = np.zeros_like(logits)
         np.put_along_axis(probs, logits.argmax(axis=-1)[..., None], 1.0, axis=-1)
@@ -122,8 +130,7 @@ def apply_repetition_penalty(logits: np.ndarray, previous: np.ndarray, penalty: 
     >>> apply_repetition_penalty(np.array([[2.0, -1.0, 3.0]]), np.array([[0, 1, 1]]), 2.0)
     array([[ 1., -2.,  3.]])
     """
-    if not np.isfinite(penalty) or penalty <= 0:
-        raise ValueError(f"repetition_penalty must be positive and finite (1 = off), got {penalty}")
+    check_positive("repetition_penalty", penalty)
     if penalty == 1.0:
         return logits
     logits = np.array(logits)
@@ -138,6 +145,10 @@ def sample_from(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One token id per row of ``probs`` (B, V), drawn by inverse-CDF sampling: with one uniform
     u per row, the first token whose cumulative probability exceeds u. A token of probability
     0 is never drawn."""
+    probs = check_finite_array("the token probabilities", probs)
+    total = probs.sum(axis=-1)
+    if np.any(probs < 0) or not np.all(total > 0):
+        raise ValueError("the token probabilities must be >= 0 with a positive sum in every row")
     cdf = np.cumsum(probs, axis=-1)
     cdf /= cdf[:, -1:]  # exactly 1 at the end, so no u in [0, 1) can run past the last token
     u = rng.random((probs.shape[0], 1))
@@ -212,7 +223,7 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     costs one position's work instead of the whole sequence's.
     """
     _check_settings(temperature, top_k, top_p, repetition_penalty)
-    _check_count("max_new_tokens", max_new_tokens, 0)
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
     if temperature > 0 and not isinstance(rng, np.random.Generator):
         raise TypeError("sampling needs rng=np.random.default_rng(seed) (or temperature=0 for greedy)")
     vocab_size = model.config.vocab_size
@@ -229,7 +240,7 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     next_logits = _NextTokenLogits(model, B, use_cache)
     with _inference_mode(model):
         for _ in range(max_new_tokens):
-            logits = next_logits(tokens[:, :length])                                # (B, V)
+            logits = _finite_logits(next_logits(tokens[:, :length]))                # (B, V)
             logits = apply_repetition_penalty(logits, tokens[:, :length], repetition_penalty)
             if temperature == 0:
                 chosen = logits.argmax(axis=-1)  # the distribution would be one-hot there anyway
@@ -294,10 +305,9 @@ def beam_search(model, idx, max_new_tokens: int, num_beams: int = 4, length_pena
     With ``num_beams=1`` and no stop tokens this is greedy decoding. The KV cache, when used,
     follows the beams: each step its rows are reordered to the beams' origins.
     """
-    _check_count("max_new_tokens", max_new_tokens, 1)
-    _check_count("num_beams", num_beams, 1)
-    if not np.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be finite, got {length_penalty}")
+    check_positive_int("max_new_tokens", max_new_tokens)
+    check_positive_int("num_beams", num_beams)
+    check_float("length_penalty", length_penalty)
     if np.ndim(idx) != 1:
         raise ValueError(f"beam search takes one prompt of shape (T,), got shape {np.shape(idx)}")
     vocab_size = model.config.vocab_size
@@ -318,7 +328,7 @@ def beam_search(model, idx, max_new_tokens: int, num_beams: int = 4, length_pena
     done = False
     with _inference_mode(model):
         for step in range(1, max_new_tokens + 1):
-            log_probs = _log_softmax(next_logits(running))                         # (beams, V)
+            log_probs = _log_softmax(_finite_logits(next_logits(running)))                       # (beams, V)
             candidates = (running_log_prob[:, None] + log_probs).reshape(-1)       # (beams * V,)
             # best first; the stable sort breaks ties by (beam, token), as greedy's argmax does
             order = np.argsort(-candidates, kind="stable")[:n_candidates]

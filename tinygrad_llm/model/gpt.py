@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.checks import check_choice, check_fraction, check_positive_int
 from ..core import functional as F
 from ..core.attention import packed_attention, scaled_dot_product_attention
 from .nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, check_token_ids
@@ -33,14 +34,14 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "d_model", "n_layer", "n_head"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
+            check_positive_int(f"GPTConfig.{name}", getattr(self, name))   # True is not 1 layer
         if self.d_model % self.n_head:
             raise ValueError(f"GPTConfig: d_model {self.d_model} is not divisible by n_head {self.n_head}")
-        if self.position not in ("learned", "sinusoidal"):
-            raise ValueError(f"GPTConfig.position must be 'learned' or 'sinusoidal', got {self.position!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        check_choice("GPTConfig.position", self.position, ("learned", "sinusoidal"))
+        check_fraction("GPTConfig.dropout", self.dropout, high_open=True)
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
 
     @classmethod
     def gpt2(cls, size: str = "124M") -> GPTConfig:
@@ -210,6 +211,8 @@ class GPT(Module):
         idx = check_token_ids(idx, self.config.vocab_size)
         if idx.ndim != 2:
             raise ValueError(f"GPT expects token ids of shape (batch, time), got {idx.shape}")
+        if 0 in idx.shape:
+            raise ValueError(f"GPT needs at least one sequence of at least one token, got shape {idx.shape}")
         B, T = idx.shape
         start = 0 if cache is None else cache.length
         if start + T > self.config.context_length:

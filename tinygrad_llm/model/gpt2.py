@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..text.bpe import GPT2_SPLIT_PATTERN, BPETokenizer
+from ..core.files import write_text_atomically
 from .state import (_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
                          save_safetensors)
 from .gpt import GPT, GPTConfig
@@ -305,7 +306,7 @@ def export_gpt2(model: GPT, folder: str | Path, tokenizer: BPETokenizer | None =
         "eos_token_id": eot,
         "torch_dtype": np.dtype(model.output_weight().dtype).name,
     }
-    (folder / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+    write_text_atomically(folder / "config.json", json.dumps(hf_config, indent=2) + "\n")
     if tokenizer is not None:
         tokenizer.save_gpt2(folder)
     return folder

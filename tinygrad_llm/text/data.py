@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tempfile
 import time
@@ -32,6 +31,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.checks import check_positive_int
+from ..core.files import atomic_write, write_text_atomically
 from .bpe import BPETokenizer
 from .corpus import ENDOFTEXT, Document, corpus_text, load_documents
 
@@ -40,14 +41,8 @@ CACHE_FORMAT = 1   # bump when the files written by prepare_corpus change meanin
 
 
 def save_tokenizer_atomically(tokenizer: BPETokenizer, path: Path) -> None:
-    # Save under a temporary name in the same folder, then rename: a reader never sees half a file,
-    # and two processes training at once both end with a complete one.
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        tokenizer.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """``tokenizer.save(path)``, which already writes atomically (kept for its callers)."""
+    tokenizer.save(path)
 
 
 def _tokenizer_fingerprint(tokenizer: BPETokenizer) -> str:
@@ -187,7 +182,7 @@ def prepare_corpus(source: str | Path | None = None, *, out_dir: str | Path,
     save_tokenizer_atomically(tokenizer, folder / "tokenizer.json")
     # The sidecar is written last: its presence (with matching settings) marks a complete cache.
     meta = {"settings": settings, "source": "embedded" if source is None else str(source), "stats": stats}
-    _write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
+    write_text_atomically(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
     return PreparedCorpus(train=train, val=val, tokenizer=tokenizer, folder=folder, stats=stats, cached=False)
 
 
@@ -235,23 +230,9 @@ def _load_prepared(folder: Path, settings: dict, tokenizer: BPETokenizer | None)
 
 
 def _save_array(array: np.ndarray, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        # careful: np.save(filename) appends ".npy" to a name without it; a file object avoids that.
-        with open(temporary, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # careful: np.save(filename) appends ".npy" to a name without it; a file object avoids that.
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 # --- windows and batches --------------------------------------------------------------------------
@@ -262,12 +243,6 @@ def _as_token_array(tokens) -> np.ndarray:
         raise ValueError(f"tokens must be a 1-D array of integer ids, got shape {tokens.shape} "
                          f"and dtype {tokens.dtype}")
     return tokens
-
-
-def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _gather_windows(tokens: np.ndarray, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -299,8 +274,8 @@ class SlidingWindowDataset:
 
     def __init__(self, tokens: np.ndarray, max_length: int, stride: int | None = None):
         self.tokens = _as_token_array(tokens)   # kept as given (uint16 stays small)
-        self.max_length = _check_positive("max_length", max_length)
-        self.stride = self.max_length if stride is None else _check_positive("stride", stride)
+        self.max_length = check_positive_int("max_length", max_length)
+        self.stride = self.max_length if stride is None else check_positive_int("stride", stride)
         if len(self.tokens) < self.max_length + 1:
             raise ValueError(f"the corpus has {len(self.tokens)} tokens, fewer than one window needs: "
                              f"max_length + 1 = {self.max_length + 1} (the inputs and one more target)")
@@ -344,7 +319,7 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int, shuffle: bool = False,
                  rng: np.random.Generator | None = None, drop_last: bool = True):
         self.dataset = dataset
-        self.batch_size = _check_positive("batch_size", batch_size)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         if shuffle and rng is None:
             raise ValueError("shuffle=True needs rng=np.random.default_rng(seed), so that the order "
                              "is reproducible")
@@ -379,8 +354,8 @@ def random_batch(tokens: np.ndarray, batch_size: int, context_length: int,
     likely, and a fresh batch per step. A start s needs tokens s .. s + T, so s < N - T.
     """
     tokens = _as_token_array(tokens)
-    batch_size = _check_positive("batch_size", batch_size)
-    context_length = _check_positive("context_length", context_length)
+    batch_size = check_positive_int("batch_size", batch_size)
+    context_length = check_positive_int("context_length", context_length)
     if len(tokens) < context_length + 1:
         raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than one window needs: "
                          f"context_length + 1 = {context_length + 1}")

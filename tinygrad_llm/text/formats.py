@@ -17,10 +17,9 @@ Three formats, all plain text:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from ..core.files import write_text_atomically
 from .bpe import BPETokenizer, resolve_pattern
 
 FORMAT_NAME = "tinygrad_llm BPETokenizer"
@@ -34,22 +33,6 @@ def render_token(data: bytes) -> str:
         (' the', '\\\\xc3')
     """
     return data.decode("utf-8", errors="backslashreplace")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # write a temporary file in the same folder, then rename it over the target: readers see the
-    # old file or the new one, never half of one, even if we are interrupted
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # --- our own format ---------------------------------------------------------------------------
@@ -73,7 +56,7 @@ def save_tokenizer(tokenizer: BPETokenizer, path: str | Path) -> None:
         entry = json.dumps([a, b, new, render_token(tokenizer.token_bytes(new))], ensure_ascii=False)
         lines.append(f"    {entry}{',' if k + 1 < len(merges) else ''}")
     lines += ["  ]", "}", ""]
-    _write_atomically(path, "\n".join(lines))
+    write_text_atomically(path, "\n".join(lines))
 
 
 def load_tokenizer(path: str | Path) -> BPETokenizer:
@@ -230,8 +213,8 @@ def save_gpt2(tokenizer: BPETokenizer, folder: str | Path) -> None:
     for (a, b), _ in tokenizer.merges:
         left, right = (_to_gpt2_string(tokenizer.token_bytes(i), table) for i in (a, b))
         lines.append(f"{left} {right}")
-    _write_atomically(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
-    _write_atomically(folder / "merges.txt", "\n".join(lines) + "\n")
+    write_text_atomically(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
+    write_text_atomically(folder / "merges.txt", "\n".join(lines) + "\n")
 
 
 def _gpt2_paths(source) -> tuple[Path, Path]:

@@ -39,7 +39,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -47,7 +47,8 @@ from ..core.checks import check_float, check_int, check_non_negative, check_posi
 from ..core.tensor import Tensor, no_grad
 from ..model.gpt import GPT, GPTConfig
 from ..model.nn import Module, Parameter
-from ..model.state import CheckpointError, load_safetensors, save_safetensors
+from ..model.state import (CheckpointError, check_state, config_from_metadata, load_safetensors,
+                           metadata_json, save_safetensors)
 from ..text.data import random_batch
 from .batches import BatchSource, RandomWindows
 from .optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
@@ -94,6 +95,8 @@ class TrainConfig:
         """The rate of step ``step`` (0-based): linear warmup, then cosine decay to the minimum."""
         floor = self.learning_rate / 10 if self.min_learning_rate is None else self.min_learning_rate
         return cosine_schedule(step, self.learning_rate, self.warmup_steps, self.steps, floor)
+
+    legacy_fields: ClassVar[tuple[str, ...]] = ("max_steps",)   # what older checkpoints call ``steps``
 
     @classmethod
     def from_dict(cls, settings: dict) -> TrainConfig:
@@ -411,20 +414,23 @@ class Trainer:
     def load(self, path) -> None:
         """Restore a checkpoint written by ``save`` into this trainer (same model config)."""
         tensors, metadata = load_checkpoint_file(path)
-        stored = json.loads(metadata["model_config"])
         model_config = getattr(self.model, "config", None)
-        if stored is not None and isinstance(model_config, GPTConfig) and GPTConfig(**stored) != model_config:
-            raise CheckpointError(f"{path}: the checkpoint's model config {GPTConfig(**stored)} does not "
-                                  f"match this model's {model_config}")
-        self.model.load_state_dict(_section(tensors, "model."))
-        optimizer = json.loads(metadata["optimizer"])
+        if isinstance(model_config, GPTConfig) and json.loads(metadata.get("model_config", "null")) is not None:
+            stored = config_from_metadata(path, metadata, "model_config", GPTConfig)
+            if stored != model_config:
+                raise CheckpointError(f"{path}: the checkpoint's model config {stored} does not match "
+                                      f"this model's {model_config}")
+        state = _section(tensors, "model.")
+        check_state(path, state, self.model.state_dict())
+        self.model.load_state_dict(state)
+        optimizer = metadata_json(path, metadata, "optimizer")
         self.optimizer.load_state_dict({"step_count": optimizer["step_count"],
                                         "param_groups": optimizer["param_groups"],
                                         "state": _section(tensors, "optimizer.")})
         for group in self.optimizer.param_groups:
             group["betas"] = tuple(group["betas"])
         generators = _generators(self)
-        states = json.loads(metadata["rng_states"])
+        states = metadata_json(path, metadata, "rng_states", list)
         if len(states) != len(generators):
             raise CheckpointError(f"{path}: {len(states)} random generator states for "
                                   f"{len(generators)} generators in this trainer")
@@ -437,7 +443,7 @@ class Trainer:
                                   f"hooks of this trainer")
         for k, (hook, state) in enumerate(zip(self.hooks, hooks)):
             hook.load_state_dict(_join_state(f"hooks.{k}.", state, tensors))
-        self.step = int(metadata["step"])
+        self.step = metadata_json(path, metadata, "step", int)
         self.history = TrainHistory.from_dict(json.loads(metadata.get("history", "{}")))
 
 
@@ -509,7 +515,9 @@ def load_model(path, dtype=np.float32) -> tuple[GPT, dict[str, str]]:
     """A GPT built from a checkpoint's stored config and loaded with its weights, in eval mode
     (dropout off: ready for inference; call ``model.train()`` to train it further)."""
     tensors, metadata = load_checkpoint_file(path)
-    model = GPT(GPTConfig(**json.loads(metadata["model_config"])), dtype=dtype)
-    model.load_state_dict(_section(tensors, "model."))
+    model = GPT(config_from_metadata(path, metadata, "model_config", GPTConfig), dtype=dtype)
+    state = _section(tensors, "model.")
+    check_state(path, state, model.state_dict())
+    model.load_state_dict(state)
     model.eval()
     return model, metadata
