@@ -39,7 +39,7 @@ def files(tmp_path_factory):
     tokenizer.save(folder / "model.tokenizer.json")
     model = tl.GPT(tl.GPTConfig(vocab_size=270, context_length=8, d_model=8, n_layer=1, n_head=2))
     trainer = tl.Trainer(model, np.array(tokenizer.encode(text)), None,
-                         tl.TrainConfig(max_steps=1, batch_size=2, warmup_steps=1, eval_interval=100,
+                         tl.TrainConfig(steps=1, batch_size=2, warmup_steps=1, eval_interval=100,
                                         log_interval=100), log=None, tokenizer_ref="model.tokenizer.json")
     trainer.save(folder / "model.safetensors")
     (folder / "text.txt").write_text(text, encoding="utf-8")

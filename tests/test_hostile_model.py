@@ -120,7 +120,7 @@ def test_minus_inf_logits_still_rule_tokens_out():
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
     model = tl.GPT(tl.GPTConfig(**SMALL))
-    trainer = tl.Trainer(model, np.arange(200) % 20, None, tl.TrainConfig(max_steps=1, batch_size=2,
+    trainer = tl.Trainer(model, np.arange(200) % 20, None, tl.TrainConfig(steps=1, batch_size=2,
                          warmup_steps=1, eval_interval=100, log_interval=100), log=None)
     trainer.save(path)
     return path
@@ -189,7 +189,7 @@ def test_tensors_that_do_not_fit_the_model_name_the_file_and_tensor(checkpoint, 
 def test_damaged_training_state_is_a_checkpoint_error(checkpoint, tmp_path, changes, message):
     bad = rewrite(checkpoint, tmp_path / "bad.safetensors", **changes)
     model = tl.GPT(tl.GPTConfig(**SMALL))
-    trainer = tl.Trainer(model, np.arange(200) % 20, None, tl.TrainConfig(max_steps=1, batch_size=2,
+    trainer = tl.Trainer(model, np.arange(200) % 20, None, tl.TrainConfig(steps=1, batch_size=2,
                          warmup_steps=1, eval_interval=100, log_interval=100), log=None)
     with pytest.raises(CheckpointError, match=message):
         trainer.load(bad)

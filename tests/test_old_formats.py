@@ -43,7 +43,7 @@ def test_old_tokenizer_encodes_as_it_did():
 def test_old_checkpoint_loads_to_the_same_logits_and_resumes():
     model = base_model()
     np.testing.assert_allclose(last_logits(model), EXPECTED["logits"]["checkpoint"], atol=2e-6)
-    trainer = tl.Trainer(model, np.tile(PROBE[0], 5), None, tl.TrainConfig(max_steps=4, batch_size=2,
+    trainer = tl.Trainer(model, np.tile(PROBE[0], 5), None, tl.TrainConfig(steps=4, batch_size=2,
                          warmup_steps=1, eval_interval=100, log_interval=100), log=None)
     trainer.load(FOLDER / "checkpoint.safetensors")
     assert trainer.step == 2
