@@ -16,7 +16,8 @@ optimizer that holds a mask. What they change:
   (Tensors or numbers, None for a part not computed) recorded per step in ``history.terms``;
 * ``evaluator(model)``: a dict of named numbers recorded in ``history.metrics``;
 * ``optimizer``: anything with AdamW's ``zero_grad``, ``step``, ``parameters``, ``lr``,
-  ``state_dict`` and ``load_state_dict`` (a wrapper that masks, or shards, the update);
+  ``state_dict`` and ``load_state_dict`` (a wrapper that masks, or shards, the update; one with
+  ``clips_gradients = True`` clips in its ``step``, after it has summed the workers' gradients);
 * ``hooks``: ``TrainHook`` objects called after backward (before clipping: where the gradients
   of several workers would be summed), before the update, after it, after each evaluation and
   at the end of ``train``. A hook that overrides none of these costs nothing.
@@ -294,10 +295,12 @@ class Trainer:
         loss.backward()
         for call in self._calls["after_backward"]:
             call(self)
-        norm = clip_grad_norm_(self.parameters, self.config.grad_clip)
-        if not math.isfinite(norm):
-            raise FloatingPointError(f"gradient norm became {norm} at step {self.step}; stopping. "
-                                     f"Lower the learning rate (now {optimizer.lr:.3g})")
+        # an optimizer that reduces the gradients itself (ZeRO) clips them too, once they are summed
+        if not getattr(optimizer, "clips_gradients", False):
+            norm = clip_grad_norm_(self.parameters, self.config.grad_clip)
+            if not math.isfinite(norm):
+                raise FloatingPointError(f"gradient norm became {norm} at step {self.step}; stopping. "
+                                         f"Lower the learning rate (now {optimizer.lr:.3g})")
         optimizer.lr = self.learning_rate(self.step)
         for call in self._calls["before_step"]:
             call(self)
