@@ -196,7 +196,7 @@ def kl_div_with_temperature(student_logits: Tensor, teacher_logits: np.ndarray, 
             weight = g * (temperature / N)
         return ((difference * weight).astype(dtype, copy=False).reshape(student_logits.shape),)
 
-    return Tensor._make(out, (student_logits,), backward)
+    return Tensor.from_op(out, (student_logits,), backward)
 
 
 def kl_div_with_temperature_composed(student_logits: Tensor, teacher_logits: np.ndarray,

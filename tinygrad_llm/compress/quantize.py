@@ -364,8 +364,12 @@ QUANTIZED_LAYERS = (QuantizedLinear, QuantizedEmbedding)
 # Whole models
 
 
-def _skipped(name: str, skip: Sequence[str]) -> bool:
-    return any(name == s or name.endswith("." + s) for s in skip)
+def float_layers(model: Module, skip: Sequence[str] = ()) -> list[tuple[str, Module]]:
+    """The (name, layer) of every Linear and Embedding of ``model`` whose name is not in ``skip``
+    (dotted suffixes: ``"head"`` skips ``"classifier.head"``): what quantization and QAT replace."""
+    return [(name, m) for name, m in model.named_modules()
+            if name and isinstance(m, (Linear, Embedding))
+            and not any(name == s or name.endswith("." + s) for s in skip)]
 
 
 def quantize_model(model: Module, scheme: QuantScheme = QuantScheme(),
@@ -385,8 +389,7 @@ def quantize_model(model: Module, scheme: QuantScheme = QuantScheme(),
     if activations not in ACTIVATION_MODES:
         raise ValueError(f"activations must be one of {ACTIVATION_MODES}, got {activations!r}")
     embedding_scheme = embedding_scheme if embedding_scheme is not None else scheme
-    layers = [(name, m) for name, m in model.named_modules()
-              if name and isinstance(m, (Linear, Embedding)) and not _skipped(name, skip)]
+    layers = float_layers(model, skip)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no Linear or Embedding layer to quantize")
     if activations == "static":

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..text.bpe import GPT2_SPLIT_PATTERN, BPETokenizer
-from .state import (_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
+from .state import (SAFETENSORS_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
                          save_safetensors)
 from .gpt import GPT, GPTConfig
 
@@ -144,7 +144,7 @@ class _StoredTensor:
     def __init__(self, path: Path, entry: dict, data_start: int):
         self.path, self.entry = path, entry
         self.offset = data_start + entry["data_offsets"][0]
-        self.file_dtype = np.dtype("<u2") if entry["dtype"] == "BF16" else _DTYPES[entry["dtype"]]
+        self.file_dtype = np.dtype("<u2") if entry["dtype"] == "BF16" else SAFETENSORS_DTYPES[entry["dtype"]]
         self.dtype = np.dtype(np.float32) if entry["dtype"] == "BF16" else self.file_dtype
         self.shape = tuple(entry["shape"])
 

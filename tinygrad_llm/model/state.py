@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-# safetensors dtype names <-> NumPy dtypes (always little-endian on disk)
-_DTYPES = {
+# safetensors dtype names <-> NumPy dtypes (always little-endian on disk); gpt2 reads files lazily with it
+SAFETENSORS_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
     "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
     "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
-_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+_NAMES = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit; a larger one is corrupt
 
 
@@ -121,10 +121,10 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict, dict[str, st
                 and type(begin) is int and type(end) is int):
             raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry "
                                   f"(shape and offsets must be non-negative integers)")
-        if dtype_name not in _DTYPES and dtype_name != "BF16":
+        if dtype_name not in SAFETENSORS_DTYPES and dtype_name != "BF16":
             raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype_name}, which this "
-                                  f"loader does not support (supported: {', '.join(_DTYPES)}, BF16)")
-        itemsize = 2 if dtype_name == "BF16" else _DTYPES[dtype_name].itemsize
+                                  f"loader does not support (supported: {', '.join(SAFETENSORS_DTYPES)}, BF16)")
+        itemsize = 2 if dtype_name == "BF16" else SAFETENSORS_DTYPES[dtype_name].itemsize
         expected = int(np.prod(shape, dtype=np.int64)) * itemsize
         if not (0 <= begin <= end <= data_size) or end - begin != expected:
             raise CheckpointError(f"{path}: tensor {name!r} (shape {shape}, {dtype_name}) has data "
@@ -149,5 +149,5 @@ def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
             bits = mapped[begin:end].view(np.dtype("<u2")).reshape(entry["shape"])
             tensors[name] = bfloat16_to_float32(bits)
         else:
-            tensors[name] = mapped[begin:end].view(_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+            tensors[name] = mapped[begin:end].view(SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
     return tensors, metadata
