@@ -197,6 +197,30 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
                 last = pair
             node = after
 
+    def merge_run(i: int, new: int, weight: int, touched: set) -> None:
+        # Merge (x, x) along the whole run of x starting at i at once: L tokens become L // 2 new
+        # tokens (and one x if L is odd), pairing them left to right as merging does. Positions
+        # arrive in increasing order, so the first valid one of a run is its start; the other
+        # positions of the run are stale afterwards. One walk per run keeps a run of a million
+        # equal bytes linear instead of quadratic.
+        x = token[i]
+        start = prev[i] if prev[i] >= 0 else i   # the left neighbour is never x: the run is maximal
+        last = i
+        while next_[last] >= 0 and token[next_[last]] == x:
+            last = next_[last]
+        right = next_[last]
+        stop = next_[right] if right >= 0 else -1
+        add_pairs(start, stop, -1, weight)
+        node = i
+        while node >= 0 and token[node] == x and (partner := next_[node]) >= 0 and token[partner] == x:
+            token[node], token[partner] = new, -1      # splice the partner out of the list
+            after = next_[partner]
+            next_[node] = after
+            if after >= 0:
+                prev[after] = node
+            node = after
+        add_pairs(start, stop, +1, weight, new, touched)
+
     vocab = [bytes([b]) for b in range(256)]
     merges: list[tuple[int, int]] = []
     while len(merges) < num_merges:
@@ -217,29 +241,40 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
             print(f"merge {len(merges):>5}/{num_merges}: ({a}, {b}) -> {new} {vocab[new]!r} count {count}")
 
         touched: set[tuple[int, int]] = set()
+        # the run of new tokens this merge has just built, ending at run_end: "ababab" becomes
+        # new new new one occurrence at a time, and the (new, new) count depends on its length
+        run_end, run_length = -1, 0
         # positions in increasing order = left to right inside each word, as merging applies
         for i in sorted(where.pop(pair)):
             j = next_[i]
             if token[i] != a or j < 0 or token[j] != b:
                 continue      # stale position: an earlier merge changed it
-            # The region whose pair counts can change: from the start of the run of equal tokens
-            # holding the left neighbour to the end of the run holding the right neighbour. Runs
-            # matter because (x, x) counts depend on the run's length; the pairs at the region's
-            # borders join unequal, unchanged tokens, so they are the same before and after.
+            weight = freq[i]
+            if a == b:
+                merge_run(i, new, weight, touched)
+                continue
+            # The region whose pair counts can change, from the left neighbour to the right one.
+            # careful: a run of equal tokens beside the merge changes length, and (x, x) counts
+            # depend on that length (floor(L / 2)), so the region must start at the start of a
+            # run of a's and end at the end of a run of b's; a run of new tokens on the left is
+            # the one this loop is building, whose length we know without walking it.
             start = prev[i]
+            correction = 0
             if start < 0:
                 start = i
-            else:
-                left = token[start]
-                while prev[start] >= 0 and token[prev[start]] == left:
+            elif token[start] == a:
+                while prev[start] >= 0 and token[prev[start]] == a:
                     start = prev[start]
+            elif start == run_end:
+                # counting from the run's last token sees one (new, new) more; a run of even
+                # length L gains none by growing to L + 1 (floor(L / 2) = floor((L + 1) / 2))
+                correction = weight if run_length % 2 == 0 else 0
             end = next_[j]
             if end >= 0:
-                right = token[end]
-                while next_[end] >= 0 and token[next_[end]] == right:
-                    end = next_[end]
+                if token[end] == b:
+                    while next_[end] >= 0 and token[next_[end]] == b:
+                        end = next_[end]
                 end = next_[end]
-            weight = freq[i]
             add_pairs(start, end, -1, weight)
             token[i], token[j] = new, -1          # splice j out of the linked list
             after = next_[j]
@@ -247,6 +282,10 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
             if after >= 0:
                 prev[after] = i
             add_pairs(start, end, +1, weight, new, touched)
+            if correction:
+                stats[(new, new)] -= correction
+            run_length = run_length + 1 if prev[i] == run_end and run_end >= 0 else 1
+            run_end = i
         # only pairs containing the new token can have grown; all others only shrank, and their
         # stale heap entries are corrected when they surface
         for grown in touched:
