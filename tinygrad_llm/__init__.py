@@ -11,7 +11,8 @@ from .core.gradcheck import gradcheck, GradcheckError
 
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
 from .text.simple import CharTokenizer, WordTokenizer
-from .text.bpe import BPETokenizer, BatchEncoding, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .text.patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .text.bpe import BPETokenizer, BatchEncoding
 
 from .text.corpus import Document, Section, load_documents, corpus_text
 from .text.data import (prepare_corpus, PreparedCorpus, train_val_split,

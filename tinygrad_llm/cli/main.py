@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text.bpe import ENDOFTEXT, BPETokenizer
+from ..text.bpe import BPETokenizer
+from ..text.patterns import ENDOFTEXT
 from ..model.state import CheckpointError
 from ..text.corpus import read_text
 from ..course.settings import output_dir

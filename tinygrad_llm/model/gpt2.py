@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text.bpe import GPT2_SPLIT_PATTERN, BPETokenizer
+from ..text.bpe import BPETokenizer
+from ..text.patterns import GPT2_SPLIT_PATTERN
 from .state import (SAFETENSORS_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
                          save_safetensors)
 from .gpt import GPT, GPTConfig

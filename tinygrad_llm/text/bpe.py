@@ -21,8 +21,9 @@ Three ideas make it the tokenizer of real models:
 * encoding applies the learned merges in the order they were learned (their rank), which is what
   reproduces the training segmentation on new text.
 
-Saving, loading, tiktoken ranks and GPT-2's ``vocab.json`` + ``merges.txt`` live in
-``bpe_formats.py``; the methods here forward to it.
+The split patterns live in ``patterns``; saving, loading, tiktoken ranks and GPT-2's
+``vocab.json`` + ``merges.txt`` live in ``formats``, which works on plain tables
+(``TokenizerTables``) that the methods here hand over and build from.
 """
 
 from __future__ import annotations
@@ -38,20 +39,10 @@ from typing import NamedTuple
 import numpy as np
 import regex
 
-# GPT-2's pre-tokenizer: contractions, optional space + letters, optional space + digits,
-# optional space + other symbols, then whitespace. `\s+(?!\S)` leaves the last space of a run
-# to the word after it, so " world" keeps its leading space.
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+from . import formats
+from .formats import TokenizerTables
+from .patterns import ENDOFTEXT, pattern_name, resolve_pattern
 
-# GPT-4's (tiktoken's cl100k_base): case-insensitive contractions, numbers in groups of at most
-# three digits (so "2024" is "202" + "4", and the vocabulary is not spent on every year), a
-# leading non-letter may join a word, and newlines are split from other whitespace.
-# `?+`, `++`, `*+` are possessive (no backtracking), which the `regex` package supports.
-GPT4_SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
-                      r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
-
-NAMED_PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
-ENDOFTEXT = "<|endoftext|>"
 
 _INFINITY = float("inf")
 _CACHE_MAX_ENTRIES = 1 << 17   # pre-tokens remembered by encode; the cache is emptied when full
@@ -68,28 +59,6 @@ class BatchEncoding(NamedTuple):
 
     ids: np.ndarray
     attention_mask: np.ndarray
-
-
-def resolve_pattern(pattern: str | None) -> str | None:
-    """The regex for ``"gpt2"``, ``"gpt4"``, ``None`` (no split) or a custom regex string."""
-    if pattern is None:
-        return None
-    if not isinstance(pattern, str):
-        raise TypeError(f"pattern must be 'gpt2', 'gpt4', None or a regex string, not {type(pattern).__name__}")
-    pattern = NAMED_PATTERNS.get(pattern, pattern)
-    try:
-        regex.compile(pattern)
-    except regex.error as error:
-        raise ValueError(f"pattern {pattern!r} is not a valid regex: {error}") from None
-    return pattern
-
-
-def pattern_name(pattern: str | None) -> str | None:
-    """``"gpt2"``/``"gpt4"`` for the named patterns, else the pattern itself (for messages)."""
-    for name, known in NAMED_PATTERNS.items():
-        if pattern == known:
-            return name
-    return pattern
 
 
 def _lone_surrogate_error(text: str) -> ValueError:
@@ -733,37 +702,58 @@ class BPETokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     # ------------------------------------------------------------------ files and other formats
+    def tables(self) -> TokenizerTables:
+        """The plain tables that define this tokenizer (what the file formats read and write)."""
+        return TokenizerTables([(a, b, new) for (a, b), new in self._merges.items()], dict(self._special_tokens),
+                               self.pattern, list(self._byte_ids))
+
+    @classmethod
+    def from_tables(cls, tables: TokenizerTables, source: str | Path | None = None) -> BPETokenizer:
+        """Build a tokenizer from plain tables; ``source`` (a file) is named in any error."""
+        try:
+            return cls(tables.merges, tables.special_tokens, tables.pattern, tables.byte_ids)
+        except (ValueError, TypeError) as error:
+            if source is None:
+                raise
+            raise ValueError(f"{source}: {error}") from None
+
     def save(self, path: str | Path) -> None:
-        """Write our readable JSON format (see ``bpe_formats``), atomically."""
-        from .formats import save_tokenizer
-        save_tokenizer(self, path)
+        """Write our readable JSON format (see ``formats``), atomically."""
+        formats.save_tokenizer(self.tables(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
         """Read a file written by ``save``; a damaged or foreign file raises ``ValueError`` naming it."""
-        from .formats import load_tokenizer
-        return load_tokenizer(path)
+        return cls.from_tables(formats.load_tokenizer(path), path)
 
     def to_tiktoken_ranks(self) -> dict[bytes, int]:
         """tiktoken's ``mergeable_ranks``: token bytes -> id, for ``tiktoken.Encoding``."""
-        from .formats import to_tiktoken_ranks
-        return to_tiktoken_ranks(self)
+        return formats.to_tiktoken_ranks(self._vocab)
 
     @classmethod
     def from_tiktoken_ranks(cls, ranks: dict[bytes, int], pattern: str | None = "gpt4",
                             special_tokens: dict[str, int] | None = None) -> BPETokenizer:
         """Rebuild the merges from tiktoken-style ranks (bytes -> rank, which is also the id)."""
-        from .formats import from_tiktoken_ranks
-        return from_tiktoken_ranks(ranks, pattern, special_tokens)
+        return cls.from_tables(formats.from_tiktoken_ranks(ranks, pattern, special_tokens))
+
+    @classmethod
+    def from_tiktoken_file(cls, path: str | Path, pattern: str | None = "gpt4",
+                           special_tokens: dict[str, int] | None = None) -> BPETokenizer:
+        """Load a ``.tiktoken`` ranks file (``base64 rank`` per line); special tokens are given apart."""
+        ranks = formats.read_tiktoken_file(path)
+        try:
+            tables = formats.from_tiktoken_ranks(ranks, pattern, special_tokens)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        return cls.from_tables(tables, path)
 
     def save_gpt2(self, folder: str | Path) -> None:
         """Write GPT-2's ``vocab.json`` and ``merges.txt`` into ``folder``."""
-        from .formats import save_gpt2
-        save_gpt2(self, folder)
+        formats.save_gpt2(self.tables(), folder)
 
     @classmethod
     def from_gpt2(cls, source: str | Path | tuple[str | Path, str | Path],
                   pattern: str | None = "gpt2") -> BPETokenizer:
         """Load GPT-2-style files: a folder with ``vocab.json`` + ``merges.txt``, or both paths."""
-        from .formats import load_gpt2
-        return load_gpt2(source, pattern)
+        tables = formats.load_gpt2(source, pattern)
+        return cls.from_tables(tables, source if isinstance(source, (str, Path)) else source[1])
