@@ -351,13 +351,22 @@ def _merge_long(ids: list[int], ranks: dict, merges: dict) -> list[int]:
 
 
 def _as_id_list(ids) -> list:
+    """``ids`` as a list of ints, or a clear error: ids are integers, never floats, bools or None."""
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1:
             raise ValueError(f"expected a 1-D sequence of token ids, got an array of shape {ids.shape}")
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"token ids must be integers, got an array of dtype {ids.dtype}")
         return ids.tolist()
-    if isinstance(ids, (str, bytes)):
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         raise TypeError(f"expected a sequence of token ids, got {type(ids).__name__}")
-    return list(ids)
+    ids = list(ids)
+    # careful: 97.0 == 97 and True == 1 as dict keys, so a float or bool id would decode silently
+    for kind in set(map(type, ids)):
+        if kind is not int and not (issubclass(kind, np.integer) or (issubclass(kind, int) and kind is not bool)):
+            bad = next(i for i in ids if type(i) is kind)
+            raise TypeError(f"token ids must be integers, got {bad!r} ({kind.__name__})")
+    return ids
 
 
 class BPETokenizer:
