@@ -46,6 +46,7 @@ import numpy as np
 from ..core import functional as F
 from ..model.nn import Embedding, Linear, Module, Parameter, check_token_ids
 from ..core.tensor import Tensor, is_grad_enabled
+from ..finetune.lora import register_frozen_base
 
 GRANULARITIES = ("tensor", "channel", "group")
 ACTIVATION_MODES = (None, "dynamic", "static")
@@ -266,6 +267,7 @@ class _QuantizedWeight:
         return Tensor(self.quantized.dequantize(self.dtype))
 
 
+@register_frozen_base   # LoRA adapters may sit beside it: QLoRA (qlora.py)
 class QuantizedLinear(_QuantizedWeight, Module):
     """A frozen Linear whose weight is stored as codes and scales: y = x W~^T + b, W~ = s (q - z).
 
