@@ -35,7 +35,7 @@ import numpy as np
 from ..core import functional as F
 from ..text.data import random_batch
 from ..model.gpt import GPT
-from ..core.tensor import Tensor, is_grad_enabled, no_grad
+from ..core.tensor import Tensor, is_grad_enabled
 from ..train.trainer import TrainConfig, Trainer
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -262,13 +262,8 @@ def distillation_loss(student_logits: Tensor, teacher_logits: np.ndarray | None,
 def teacher_logits(teacher: GPT, inputs: np.ndarray) -> np.ndarray:
     """The teacher's logits (B, T, V) for ``inputs`` (B, T): in eval mode (no dropout, so the
     same targets every time) and without a graph; the teacher's own mode is restored."""
-    was_training = teacher.training
-    teacher.eval()
-    try:
-        with no_grad():
-            return teacher(inputs).data
-    finally:
-        teacher.train(was_training)
+    with teacher.inference():
+        return teacher(inputs).data
 
 
 class Distiller(Trainer):
@@ -340,15 +335,10 @@ def estimate_kl(student: GPT, teacher: GPT, tokens: np.ndarray, batch_size: int,
                          f"{student.config.vocab_size} differ")
     rng = np.random.default_rng(seed)
     context = min(student.config.context_length, teacher.config.context_length)
-    was_training = student.training
-    student.eval()
     values = []
-    try:
-        with no_grad():
-            for _ in range(num_batches):
-                inputs, _ = random_batch(tokens, batch_size, context, rng)
-                values.append(kl_div_with_temperature(student(inputs), teacher_logits(teacher, inputs),
-                                                      temperature).item())
-    finally:
-        student.train(was_training)
+    with student.inference():
+        for _ in range(num_batches):
+            inputs, _ = random_batch(tokens, batch_size, context, rng)
+            values.append(kl_div_with_temperature(student(inputs), teacher_logits(teacher, inputs),
+                                                  temperature).item())
     return float(np.mean(values))

@@ -38,7 +38,7 @@ from ..core import functional as F
 from ..model.gpt import GPT
 from ..model.nn import GELU, Dropout, Linear, Module
 from ..train.optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
-from ..core.tensor import Tensor, no_grad
+from ..core.tensor import Tensor
 from ..train.trainer import check_positive
 
 POOLINGS = ("last", "mean")
@@ -215,28 +215,18 @@ def extract_features(classifier: GPTClassifier, inputs: np.ndarray, attention_ma
                      batch_size: int = 64) -> np.ndarray:
     """Pooled features (N, C) of every sequence, in eval mode and under ``no_grad``: computed once,
     a frozen body's features can train a head for any number of steps."""
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        with no_grad():
-            return np.concatenate([
-                classifier.features(inputs[rows],
-                                    None if attention_mask is None else attention_mask[rows]).data
-                for rows in _batches(len(inputs), batch_size)])
-    finally:
-        classifier.train(was_training)
+    with classifier.inference():
+        return np.concatenate([
+            classifier.features(inputs[rows],
+                                None if attention_mask is None else attention_mask[rows]).data
+            for rows in _batches(len(inputs), batch_size)])
 
 
 def predict_logits(model: Module, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """``model(inputs)`` in batches, eval mode, no graph: logits (N, K). ``inputs`` are token ids
     for a ``GPTClassifier``, features for a ``ClassifierHead``."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            return np.concatenate([model(inputs[rows]).data for rows in _batches(len(inputs), batch_size)])
-    finally:
-        model.train(was_training)
+    with model.inference():
+        return np.concatenate([model(inputs[rows]).data for rows in _batches(len(inputs), batch_size)])
 
 
 # ----------------------------------------------------------------------------------------------

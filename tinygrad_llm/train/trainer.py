@@ -25,7 +25,7 @@ from ..model.state import CheckpointError, load_safetensors, save_safetensors
 from ..text.data import random_batch
 from ..model.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm_, cosine_schedule, weight_decay_groups
-from ..core.tensor import Tensor, no_grad
+from ..core.tensor import Tensor
 
 CHECKPOINT_FORMAT = "tinygrad_llm.checkpoint"   # written into every training checkpoint (unchanged since 0.1)
 CHECKPOINT_VERSION = 1
@@ -84,14 +84,11 @@ def estimate_loss(model: GPT, tokens: np.ndarray, batch_size: int, num_batches: 
     """Mean next-token loss over ``num_batches`` random windows drawn with a fixed seed (so the
     same windows every time), in eval mode and without a graph."""
     rng = np.random.default_rng(seed)
-    was_training = model.training
-    model.eval()
     losses = []
-    with no_grad():
+    with model.inference():
         for _ in range(num_batches):
             inputs, targets = random_batch(tokens, batch_size, model.config.context_length, rng)
             losses.append(model(inputs, targets)[1].item())
-    model.train(was_training)
     return float(np.mean(losses))
 
 
