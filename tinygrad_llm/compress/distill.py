@@ -1,5 +1,8 @@
 """Knowledge distillation: a small student learns from a trained teacher (lesson 15).
 
+Unlike ``trainer``'s plain training, which fits the corpus's one-hot next tokens, the student here
+also fits a teacher's whole distributions; ``Distiller`` is the ``Trainer`` with one hook changed.
+
 A trained language model knows more than the labels it was trained on. For the next token it
 gives a whole distribution: after "The for" it may put most of its probability on " statement",
 some on " loop" and " clause", and almost none on ",". Which tokens are *plausible* is

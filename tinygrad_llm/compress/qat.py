@@ -1,6 +1,6 @@
 """Quantization-aware training: fake quantization with a straight-through estimator (lesson 13).
 
-Post-training quantization rounds weights that were never trained to be rounded. QAT puts the
+Post-training quantization (``quantize``) rounds weights that were never trained to be rounded. QAT puts the
 rounding into the forward pass while training, so that the weights learn to sit where rounding
 costs the least:
 

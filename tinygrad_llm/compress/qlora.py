@@ -1,6 +1,6 @@
 """QLoRA: LoRA adapters trained on a frozen, quantized base model (lesson 13).
 
-LoRA (lesson 12) already trains only small adapters, but the frozen base still sits in memory in
+``lora`` (lesson 12) already trains only small adapters, but the frozen base still sits in memory in
 float32, 4 bytes per weight, and for a large model that base is most of the memory. QLoRA
 (Dettmers et al., 2023) stores the frozen base in 4 bits and trains float adapters beside it:
 

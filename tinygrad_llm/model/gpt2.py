@@ -1,6 +1,6 @@
 """GPT-2 checkpoints in and out: Hugging Face's files for our GPT (after lesson 07).
 
-Our ``GPT`` is GPT-2's architecture, so OpenAI's released weights fit it once three things are
+Our ``GPT`` (``gpt``) is GPT-2's architecture, so OpenAI's released weights fit it once three things are
 translated:
 
 * names: Hugging Face names the layers after OpenAI's original code (``h.0.attn.c_attn``), we name

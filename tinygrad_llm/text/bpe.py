@@ -1,5 +1,8 @@
 """Byte-level byte-pair encoding (BPE): the tokenizer of GPT-2 and GPT-4, written out (lesson 02).
 
+Unlike ``simple``'s character and word tokenizers, BPE learns its vocabulary from the text, has no
+unknown token and keeps frequent words whole.
+
 Text becomes UTF-8 bytes, so the 256 byte values already spell every string and no input is ever
 "unknown". Training then repeats one step: find the most frequent adjacent pair of tokens and
 replace it everywhere by a new token. After ``k`` steps the vocabulary has ``256 + k`` tokens and
