@@ -25,7 +25,8 @@ with a throwaway `Value` class (2), to the package's `Tensor`, whose graph we pr
 separate two interleaved spirals with nothing but Tensor ops and a hand-written SGD loop (5).
 
 Builds on: nothing (NumPy and the chain rule).
-Adds: `Tensor`, `no_grad`, `functional` (softmax, cross_entropy, ...), `gradcheck`.
+Adds: `Tensor`, `Tensor.from_op` (how an op is written), `no_grad`, `functional` (softmax,
+cross_entropy, ...), `gradcheck`.
 
 Run: python lessons/01_autograd.py            (under 10 seconds)
      python lessons/01_autograd.py --quick    (about 2 seconds)

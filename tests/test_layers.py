@@ -83,19 +83,21 @@ def test_every_area_is_known():
     assert not unknown, f"areas without a place in the import order: {sorted(unknown)}"
 
 
-def test_imports_go_down_the_course_order():
+def upward_imports(graph: dict) -> list[str]:
+    """Every import of a module from an area not below its own, naming both modules."""
     wrong = []
-    for module, imports in GRAPH.items():
+    for module, imports in graph.items():
         for target, _, line in imports:
             if target not in MODULES:
                 wrong.append(f"{module} line {line} imports {target}, which is not a module of the package")
             elif area(target) != area(module) and level(target) >= level(module):
                 wrong.append(f"{module} (line {line}, area {area(module)}) imports {target} "
                              f"(area {area(target)}), which is not below it")
-    assert not wrong, "\n".join(wrong)
+    return wrong
 
 
-def test_no_import_cycle_between_modules():
+def import_cycles(graph: dict) -> list[str]:
+    """Cycles between modules, each spelled ``a -> b -> a``."""
     # depth-first search; a back edge to a module still on the stack closes a cycle
     state: dict[str, int] = {}   # 1: on the stack, 2: finished
     stack: list[str] = []
@@ -104,20 +106,29 @@ def test_no_import_cycle_between_modules():
     def visit(module: str) -> None:
         state[module] = 1
         stack.append(module)
-        for target, _, _ in GRAPH[module]:
-            if target not in MODULES or target == module:
+        for target, _, _ in graph.get(module, ()):
+            if target not in graph or target == module:
                 continue
             if state.get(target) == 1:
-                cycle = stack[stack.index(target):] + [target]
-                cycles.append(" -> ".join(cycle))
+                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
             elif target not in state:
                 visit(target)
         stack.pop()
         state[module] = 2
 
-    for module in sorted(GRAPH):
+    for module in sorted(graph):
         if module not in state:
             visit(module)
+    return cycles
+
+
+def test_imports_go_down_the_course_order():
+    wrong = upward_imports(GRAPH)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycle_between_modules():
+    cycles = import_cycles(GRAPH)
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
@@ -138,8 +149,17 @@ def test_the_walker_sees_relative_and_function_level_imports(source, expected):
     assert expected in [target for target, _, _ in imports_of(f"{PACKAGE}.text.fake", source)]
 
 
-def test_an_upward_import_would_be_reported():
-    # a module of core importing from model must count as upward, naming both modules
-    assert level(f"{PACKAGE}.model.gpt") > level(f"{PACKAGE}.core.tensor")
-    assert level(f"{PACKAGE}.train.trainer") == level(f"{PACKAGE}.scale.memory")
-    assert area(f"{PACKAGE}.train.trainer") != area(f"{PACKAGE}.evaluate.perplexity")
+def test_the_checks_report_an_upward_import_a_sibling_import_and_a_cycle():
+    # a made-up graph over real module names: core importing model, train importing evaluate
+    # (siblings on one level), and bpe <-> formats importing each other
+    fake = {f"{PACKAGE}.core.tensor": [(f"{PACKAGE}.model.gpt", [], 3)],
+            f"{PACKAGE}.train.trainer": [(f"{PACKAGE}.evaluate.perplexity", [], 5)],
+            f"{PACKAGE}.text.bpe": [(f"{PACKAGE}.text.formats", [], 7)],
+            f"{PACKAGE}.text.formats": [(f"{PACKAGE}.text.bpe", [], 9)],
+            f"{PACKAGE}.model.gpt": [(f"{PACKAGE}.core.tensor", [], 1)]}
+    wrong = upward_imports(fake)
+    assert len(wrong) == 2
+    assert "tinygrad_llm.core.tensor (line 3, area core) imports tinygrad_llm.model.gpt" in wrong[0]
+    assert "tinygrad_llm.train.trainer" in wrong[1] and "tinygrad_llm.evaluate.perplexity" in wrong[1]
+    assert import_cycles(fake) == ["tinygrad_llm.core.tensor -> tinygrad_llm.model.gpt -> tinygrad_llm.core.tensor",
+                                   "tinygrad_llm.text.bpe -> tinygrad_llm.text.formats -> tinygrad_llm.text.bpe"]
