@@ -66,18 +66,18 @@ def token_bytes_table(tables: TokenizerTables) -> dict[int, bytes]:
     return table
 
 
-def check_id_bounds(ordinary: int, ids: list, what: str) -> None:
+def check_id_bounds(ids: list, what: str) -> None:
     """Ids of a foreign file: integers (not bools, not 1000.7), non-negative, and below twice the
     number of tokens. careful: the vocabulary size is one more than the largest id, so a single id
     of 10**12 would ask for an embedding table of 10**12 rows; a real vocabulary leaves few gaps."""
     for token_id in ids:
         if not is_integer(token_id) or token_id < 0:
             raise ValueError(f"{what} has the id {token_id!r}; ids must be non-negative integers")
-    bound = 2 * max(ordinary + len(ids), 256)
+    bound = 2 * max(len(ids), 256)
     largest = max(ids, default=0)
     if largest >= bound:
-        raise ValueError(f"{what} has the id {largest}, far beyond the {ordinary} tokens (ids must stay below "
-                         f"{bound}): the file is corrupt")
+        raise ValueError(f"{what} has the id {largest}, far beyond its {len(ids)} tokens (ids must stay "
+                         f"below {bound}): the file is corrupt")
 
 
 def render_token(data: bytes) -> str:
@@ -247,7 +247,7 @@ def from_tiktoken_ranks(ranks: dict[bytes, int], pattern: str | None = "gpt4",
     if len(set(ranks.values())) != len(ranks):
         raise ValueError("two tokens share a rank; ranks must be distinct")
     special_tokens = dict(special_tokens or {})
-    check_id_bounds(len(ranks), [*ranks.values(), *special_tokens.values()], "the ranks")
+    check_id_bounds([*ranks.values(), *special_tokens.values()], "the ranks")
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
         raise ValueError(f"ranks lack the single bytes {missing[:8]}{'...' if len(missing) > 8 else ''}; "
@@ -379,7 +379,7 @@ def load_gpt2(source, pattern: str | None = "gpt2") -> TokenizerTables:
     if not isinstance(vocab, dict) or not all(isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()):
         raise ValueError(f"{vocab_path}: expected a JSON object from token strings to integer ids")
     try:
-        check_id_bounds(len(vocab), list(vocab.values()), vocab_path.name)
+        check_id_bounds(list(vocab.values()), vocab_path.name)
     except ValueError as error:
         raise ValueError(f"{vocab_path}: {error}") from None
     if len(set(vocab.values())) != len(vocab):
