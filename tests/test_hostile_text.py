@@ -81,7 +81,8 @@ OWN_FORMAT_CASES = [
     (_drop_last_merge, "the file says it holds"),
     (lambda d: d.update(pattern="gpt4"), "checksum does not match"),
     (lambda d: d["special_tokens"].update({"<|pad|>": 401}), "checksum does not match"),
-    (lambda d: d.update(special_tokens={ENDOFTEXT: 10 ** 12}), "checksum does not match"),
+    (lambda d: d.update(special_tokens={ENDOFTEXT: 10 ** 12}), "far beyond"),
+    (lambda d: d.update(special_tokens={ENDOFTEXT: -5}), "non-negative integers"),
     (lambda d: d.update(special_tokens={ENDOFTEXT: 1000.7}), "integer ids"),
     (lambda d: d.update(special_tokens={ENDOFTEXT: True}), "integer ids"),
     (lambda d: d.update(byte_ids=[0.5] * 256), "'byte_ids' must be null or a list"),
@@ -111,6 +112,11 @@ def test_files_without_count_and_checksum_still_load(tokenizer, tmp_path):
     data["merges"].pop()
     path.write_text(json.dumps(data), encoding="utf-8")
     assert len(BPETokenizer.load(path).merges) == len(tokenizer.merges) - 1
+    # but even without a checksum, an unbounded special id is refused
+    data["special_tokens"][ENDOFTEXT] = 10 ** 12
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="far beyond"):
+        BPETokenizer.load(path)
 
 
 def test_non_utf8_tokenizer_file_names_file_and_line(tokenizer, tmp_path):

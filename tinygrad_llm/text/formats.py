@@ -185,6 +185,7 @@ def load_tokenizer(path: str | Path) -> TokenizerTables:
     tables = TokenizerTables([tuple(entry[:3]) for entry in merges], dict(specials), data["pattern"],
                              list(range(256)) if byte_ids is None else byte_ids)
     try:
+        check_id_bounds([*tables.byte_ids, *(m[2] for m in tables.merges), *specials.values()], "the file")
         token_bytes = token_bytes_table(tables)
     except ValueError as error:
         raise fail(str(error)) from None
