@@ -117,7 +117,10 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
     ``token``, ``next_``, ``prev``), and ``where[pair]`` remembers the positions where the pair
     starts. A merge visits only those positions and changes the pair counts around each one, never
     recounting the corpus. A lazy max-heap finds the best pair: an entry whose count went stale is
-    pushed back with the true count when it surfaces.
+    pushed back with the true count when it surfaces. Runs of equal tokens ("aaaa...", a million
+    spaces) would make that local update walk the whole run at every occurrence; a merge of
+    (x, x) therefore rewrites each run at once by formula, and a run of new tokens keeps its
+    length as it grows, so training stays linear in the text whatever it holds.
     """
     token: list[int] = []     # token id at each position; -1 once merged into its left neighbour
     next_: list[int] = []     # position of the next token of the same word, -1 at the word's end
@@ -173,16 +176,14 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
         # Merge (x, x) along the whole run of x starting at i at once: L tokens become L // 2 new
         # tokens (and one x if L is odd), pairing them left to right as merging does. Positions
         # arrive in increasing order, so the first valid one of a run is its start; the other
-        # positions of the run are stale afterwards. One walk per run keeps a run of a million
-        # equal bytes linear instead of quadratic.
-        x = token[i]
-        start = prev[i] if prev[i] >= 0 else i   # the left neighbour is never x: the run is maximal
-        last = i
-        while next_[last] >= 0 and token[next_[last]] == x:
-            last = next_[last]
-        right = next_[last]
-        stop = next_[right] if right >= 0 else -1
-        add_pairs(start, stop, -1, weight)
+        # positions of the run are stale afterwards. The counts change by formula, not by a
+        # recount, so a run of a million equal bytes costs one pass, not a pass per occurrence:
+        #   before  (u, x) + floor(L / 2) (x, x) + (x, v)
+        #   after   (u, new) + floor(m / 2) (new, new) + (new, x) + (x, v)   [L = 2m + 1]
+        #           (u, new) + floor(m / 2) (new, new) + (new, v)            [L = 2m]
+        # where u and v are the run's neighbours, never x because the run is maximal.
+        x, left = token[i], prev[i]
+        made = []
         node = i
         while node >= 0 and token[node] == x and (partner := next_[node]) >= 0 and token[partner] == x:
             token[node], token[partner] = new, -1      # splice the partner out of the list
@@ -190,8 +191,31 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
             next_[node] = after
             if after >= 0:
                 prev[after] = node
+            made.append(node)
             node = after
-        add_pairs(start, stop, +1, weight, new, touched)
+        leftover = node >= 0 and token[node] == x
+        right = next_[node] if leftover else node       # the right neighbour v, or -1
+
+        def change(pair: tuple[int, int], delta: int, position: int = -1) -> None:
+            stats[pair] = stats.get(pair, 0) + delta
+            if position >= 0:
+                where.setdefault(pair, set()).add(position)
+                touched.add(pair)
+
+        change((x, x), -len(made) * weight)            # floor(L / 2) = m occurrences merged
+        if left >= 0:
+            change((token[left], x), -weight)
+            change((token[left], new), weight, left)
+        if len(made) > 1:
+            pair = (new, new)
+            stats[pair] = stats.get(pair, 0) + len(made) // 2 * weight
+            where.setdefault(pair, set()).update(made[:-1])
+            touched.add(pair)
+        if leftover:
+            change((new, x), weight, made[-1])          # (x, v) stays as it was
+        elif right >= 0:
+            change((x, token[right]), -weight)
+            change((new, token[right]), weight, made[-1])
 
     vocab = [bytes([b]) for b in range(256)]
     merges: list[tuple[int, int]] = []
