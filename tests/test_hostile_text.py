@@ -251,6 +251,7 @@ def test_long_runs_train_in_linear_time(text, prose):
 # --- round trips -------------------------------------------------------------------------------
 
 STRINGS_PER_EXAMPLE, EXAMPLES = 500, 20    # 10,000 strings per split pattern
+ROUND_TRIPS: dict[str, int] = {}           # split pattern -> strings checked, for the count check
 
 
 @pytest.fixture(scope="module", params=["gpt4", "gpt2", None])
@@ -265,3 +266,12 @@ def test_decode_encode_round_trips_for_each_split_pattern(trained, strings):
     for text in strings:
         # disallowed_special=(): a generated "<|endoftext|>" is plain text here, not an error
         assert trained.decode(trained.encode(text, disallowed_special=())) == text
+    key = str(trained.pattern)
+    ROUND_TRIPS[key] = ROUND_TRIPS.get(key, 0) + len(strings)
+
+
+def test_round_trips_covered_ten_thousand_strings_per_pattern():
+    # hypothesis may cut examples short (an overrun of its buffer), so count what really ran
+    if not ROUND_TRIPS:
+        pytest.skip("the round-trip property test did not run in this session")
+    assert len(ROUND_TRIPS) == 3 and min(ROUND_TRIPS.values()) >= 10_000, ROUND_TRIPS
