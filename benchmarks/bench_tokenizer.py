@@ -2,6 +2,7 @@
 
     python benchmarks/bench_tokenizer.py               # everything (~1-2 minutes, ~25 s of it naive)
     python benchmarks/bench_tokenizer.py --skip-naive  # without the naive reference trainer
+    python benchmarks/bench_tokenizer.py --only-pathological   # the 1 MB pathological rows (~1 minute)
 
 Prints one JSON object per line:
 
@@ -12,6 +13,10 @@ Prints one JSON object per line:
 * ``train_naive``: the recount-every-merge reference trainer from the tests at vocab 512;
 * ``encode``: MB/s encoding with a cold cache (a freshly loaded tokenizer) and a warm one, for us,
   `tiktoken` (an Encoding built from our ranks, one thread) and HF `tokenizers`;
+* ``train_pathological``: seconds and seconds per MB to train vocab 1,024 (GPT-4 split) on 1 MB
+  each of prose, one repeated character, spaces, newlines and a single "word" (the prose's
+  letters with everything else removed, so the split pattern leaves one 1 MB pre-token), and
+  the ratio to prose: runs of equal tokens must train about as fast as prose;
 * ``summary``: the targets of the tokenization issue and whether they hold on this run.
 
 The optional libraries are imported here only; without them their rows are skipped. Timings are
@@ -100,11 +105,31 @@ def hf_train(documents: list[str], vocab_size: int):
     return tokenizer
 
 
+def pathological_inputs(documents: list[str], size: int = 1_000_000) -> dict[str, str]:
+    """1 MB of prose beside 1 MB inputs made of runs: what once made BPE training quadratic."""
+    prose = EOT.join(varied_corpus(documents, 2 * size))[:size]
+    word = "".join(ch for ch in EOT.join(varied_corpus(documents, 3 * size)) if ch.isalpha())[:size]
+    return {"prose": prose, "one_character": "a" * size, "spaces": " " * size, "newlines": "\n" * size,
+            "single_word": word}
+
+
+def pathological(documents: list[str], repeat: int) -> None:
+    prose_s = None
+    for name, text in pathological_inputs(documents).items():
+        mb = len(text.encode("utf-8")) / 1e6
+        seconds, _ = best_time(lambda: BPETokenizer.train(text, 1024), repeat)
+        prose_s = seconds if prose_s is None else prose_s
+        emit(bench="train_pathological", input=name, mb=round(mb, 3), vocab_size=1024, ours_s=round(seconds, 3),
+             s_per_mb=round(seconds / mb, 3), over_prose=round(seconds / prose_s, 2))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skip-naive", action="store_true", help="skip the ~25 s naive reference trainer")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the best is kept)")
     parser.add_argument("--big-mb", type=float, default=5.0, help="size of the large corpus in MB")
+    parser.add_argument("--only-pathological", action="store_true",
+                        help="only train on the 1 MB pathological inputs beside 1 MB of prose")
     args = parser.parse_args(argv)
 
     try:
@@ -118,6 +143,9 @@ def main(argv=None) -> int:
         tiktoken = None
 
     documents = embedded_documents()
+    pathological(documents, args.repeat)
+    if args.only_pathological:
+        return 0
     corpora = {"embedded": documents, "varied_5mb": varied_corpus(documents, int(args.big_mb * 1e6))}
     texts = {name: EOT.join(docs) for name, docs in corpora.items()}
     megabytes = {name: len(text.encode("utf-8")) / 1e6 for name, text in texts.items()}

@@ -27,7 +27,8 @@ with a throwaway `Value` class (2), to the package's `Tensor`, whose graph we pr
 separate two interleaved spirals with nothing but Tensor ops and a hand-written SGD loop (5).
 
 Builds on: nothing (NumPy and the chain rule).
-Adds: `Tensor`, `no_grad`, `functional` (softmax, cross_entropy, ...), `gradcheck`.
+Adds: `Tensor`, `Tensor.from_op` (how an op is written), `no_grad`, `functional` (softmax,
+cross_entropy, ...), `gradcheck`.
 
 Run: python lessons/01_autograd.py            (under 10 seconds)
      python lessons/01_autograd.py --quick    (about 2 seconds)
@@ -280,7 +281,7 @@ except RuntimeError as error:
 # backward an upstream gradient of ones, and some bugs only show with a real one.
 #
 # First a correct composition of ops, then an op of our own. A new op is a NumPy forward plus a
-# backward closure, joined into a node by `Tensor._make(output, parents, backward)`: that is how
+# backward closure, joined into a node by `Tensor.from_op(output, parents, backward)`: that is how
 # every op in the package is written. Softplus, log(1 + e^x), has derivative sigmoid(x); the
 # broken version forgets to multiply by the upstream gradient g.
 
@@ -293,12 +294,12 @@ def softplus(x: Tensor) -> Tensor:
     """log(1 + e^x); d/dx = sigmoid(x) = (1 + tanh(x/2)) / 2."""
     sigmoid = 0.5 * (1 + np.tanh(0.5 * x.data))  # captured by the closure, not recomputed
     # logaddexp(0, x) = log(e^0 + e^x), without overflowing for large x
-    return Tensor._make(np.logaddexp(0, x.data), (x,), lambda g: (g * sigmoid,))
+    return Tensor.from_op(np.logaddexp(0, x.data), (x,), lambda g: (g * sigmoid,))
 
 
 def softplus_broken(x: Tensor) -> Tensor:
     sigmoid = 0.5 * (1 + np.tanh(0.5 * x.data))
-    return Tensor._make(np.logaddexp(0, x.data), (x,), lambda g: (sigmoid,))  # forgot the g *
+    return Tensor.from_op(np.logaddexp(0, x.data), (x,), lambda g: (sigmoid,))  # forgot the g *
 
 
 x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)   # float64 data: gradcheck needs it

@@ -24,7 +24,7 @@ training the course tokenizer on the real corpus (7), what it does to words and 
 
 Builds on: nothing from lesson 01; the corpus of CPython's documentation topics (`load_documents`).
 Adds: `CharTokenizer`, `WordTokenizer`, `BPETokenizer` (`train`, `encode`, `decode`, `save`,
-`load`), `GPT2_SPLIT_PATTERN`, `GPT4_SPLIT_PATTERN`.
+`load`), `GPT2_SPLIT_PATTERN`, `GPT4_SPLIT_PATTERN` (in `tinygrad_llm.text.patterns`).
 
 Run: python lessons/02_tokenization.py            (about 10 seconds)
      python lessons/02_tokenization.py --quick    (about 3 seconds)

@@ -32,8 +32,8 @@ and bag-of-words logistic regression.
 `best_keyword_rule`, `KeywordRule`, `majority_class`, `words`, `word_vocabulary`, `bag_of_words`, `SoftmaxRegression`;
 `tinygrad_llm.finetune.classifier`: `GPTClassifier`, `ClassifierHead`, `pool`, `pad_batch`,
 `padding_attention_mask`, `freeze`, `extract_features`, `predict_logits`, `train_classifier`,
-`FineTuneConfig`, `FineTuneHistory`, `gradient_bytes`, `saved_activation_bytes`, `peak_memory`,
-`optimizer_state_bytes`.
+`FineTuneConfig`, `FineTuneHistory`; `tinygrad_llm.scale.memory`: `gradient_bytes`,
+`saved_activation_bytes`, `peak_memory`, `optimizer_state_bytes`.
 
 **Run:** `python lessons/10_classification_finetuning.py` (under 2 minutes on 2 cores with lesson
 07's checkpoint; without it the model is pretrained first, about 6 minutes more) or `--quick`
@@ -49,11 +49,10 @@ import numpy as np
 
 from tinygrad_llm import GPT, functional as F
 from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
-                                         freeze, gradient_bytes, peak_memory, predict_logits,
-                                         saved_activation_bytes, train_classifier)
+                                         freeze, predict_logits, train_classifier)
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.evaluate.metrics import accuracy, confusion_matrix, macro_f1
-from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.scale.memory import format_bytes, gradient_bytes, peak_memory, saved_activation_bytes
 from tinygrad_llm.finetune.baselines import (SoftmaxRegression, bag_of_words, best_keyword_rule,
                                              majority_class, word_vocabulary)
 from tinygrad_llm.finetune.topic_task import topic_classification_task

@@ -33,8 +33,8 @@ instruction task: accuracy, trainable parameters, AdamW state and seconds per st
 `set_active_adapter`, `active_adapter`, `adapter_names`, `lora_layers`, `merge_lora`,
 `unmerge_lora`, `unload_lora`, `save_lora`, `load_lora`, `base_fingerprint`;
 `tinygrad_llm.finetune.adapters`: `PromptTunedGPT`, `BottleneckAdapter`, `apply_bottleneck_adapters`,
-`remove_bottleneck_adapters`, `finetune_cost`, `FinetuneCost`, `trainable_parameters`,
-`trainable_parameter_count`, `trainable_percentage`.
+`remove_bottleneck_adapters`; `tinygrad_llm.scale.memory`: `finetune_cost`, `FinetuneCost`,
+`trainable_parameters`, `trainable_parameter_count`, `trainable_percentage`.
 
 **Run:** `python lessons/12_lora_and_peft.py` (about 3 minutes on 2 cores with lesson 07's
 checkpoint; without it the model is pretrained first, about 6 minutes more) or `--quick`
@@ -48,12 +48,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import GPT, Linear, Module, Tensor, no_grad, course_corpus
-from tinygrad_llm.finetune.adapters import (PromptTunedGPT, apply_bottleneck_adapters, finetune_cost,
-                                   trainable_parameter_count)
+from tinygrad_llm.finetune.adapters import PromptTunedGPT, apply_bottleneck_adapters
 from tinygrad_llm.model.state import CheckpointError, save_safetensors
 from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
-                                         freeze, optimizer_state_bytes, pool, predict_logits,
-                                         train_classifier)
+                                         freeze, pool, predict_logits, train_classifier)
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
 from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, PromptTemplate, build_instruction_data,
@@ -61,7 +59,8 @@ from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, PromptTemplate
                                                     validation_topics)
 from tinygrad_llm.finetune.instruction_tuning import InstructConfig, InstructionTrainer, evaluate_responses
 from tinygrad_llm.evaluate.metrics import accuracy
-from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.scale.memory import (finetune_cost, format_bytes, optimizer_state_bytes,
+                                      trainable_parameter_count)
 from tinygrad_llm.finetune.lora import (LoRALinear, active_adapter, adapter_names, apply_lora, base_fingerprint,
                                load_lora, merge_lora, save_lora, set_active_adapter, unmerge_lora)
 from tinygrad_llm.finetune.baselines import majority_class
@@ -229,10 +228,10 @@ for label, target, r in targets:
     adapted = apply_lora(adapted_gpt, target, r=r, alpha=LORA_ALPHA, rng=rng)
     cost = finetune_cost(adapted_gpt)
     print(f"{label:<30} {r:>3} {len(adapted):>6} {cost.trainable:>10,} {cost.trainable_percent:>7.2f}% "
-          f"{format_bytes(cost.adam_state_bytes):>12}")
+          f"{format_bytes(cost.optimizer_bytes):>12}")
 full_cost = finetune_cost(pretrained_gpt())
 print(f"{'full fine-tuning':<30} {'-':>3} {'-':>6} {full_cost.trainable:>10,} {100:>7.2f}% "
-      f"{format_bytes(full_cost.adam_state_bytes):>12}")
+      f"{format_bytes(full_cost.optimizer_bytes):>12}")
 print(f"last one adapted: {', '.join(adapted[:2])}, ... ; the weight names are unchanged "
       f"({adapted[0]}.weight), the adapter adds {adapted[0]}.lora.default.A and .B")
 
@@ -585,7 +584,7 @@ for results in (classify, instruct):
         assert r["optimizer_bytes"] == 8 * r["trainable"], \
             f"{name}: AdamW keeps 2 floats per trainable parameter"
         if "cost" in r:
-            assert r["cost"].adam_state_bytes == r["optimizer_bytes"], f"{name}: finetune_cost must agree"
+            assert r["cost"].optimizer_bytes == r["optimizer_bytes"], f"{name}: finetune_cost must agree"
 assert merge_equal, "merged logits must equal unmerged logits to 1e-5"
 assert restored_error == 0.0, "unmerge must restore the base weights bit for bit"
 assert base_fingerprint(lora_lm) == fingerprint_before, "the base fingerprint must survive merge + unmerge"

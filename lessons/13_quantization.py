@@ -30,7 +30,8 @@ memory while the adapters train.
 `tinygrad_llm.compress.qat`: `fake_quantize`, `QATLinear`, `QATEmbedding`,
 `prepare_qat`, `convert_qat`; `tinygrad_llm.compress.lowprec`: `FORMATS`, `float32_to_bfloat16_bits`,
 `round_to_bfloat16`, `round_to_float16`, `range_report`, `round_parameters_`;
-`tinygrad_llm.compress.qlora`: `apply_qlora`, `finetune_memory`.
+`tinygrad_llm.compress.qlora`: `apply_qlora`; `tinygrad_llm.scale.memory`: `finetune_memory`
+(lesson 12's `finetune_cost` under the name of the question it answers here).
 
 **Run:** `python lessons/13_quantization.py` (about 2 minutes on 2 cores with lesson 07's
 checkpoint) or `--quick` (a few seconds).
@@ -50,10 +51,10 @@ from tinygrad_llm.compress.calibration import calibrate
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
 from tinygrad_llm.compress.lowprec import FORMATS, float32_to_bfloat16_bits, range_report, round_parameters_, round_to
-from tinygrad_llm.scale.memory import format_bytes
+from tinygrad_llm.scale.memory import finetune_memory, format_bytes
 from tinygrad_llm.finetune.lora import apply_lora
 from tinygrad_llm.compress.qat import convert_qat, prepare_qat
-from tinygrad_llm.compress.qlora import apply_qlora, finetune_memory
+from tinygrad_llm.compress.qlora import apply_qlora
 from tinygrad_llm.compress.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, pack_int4, quantize,
                                    quantize_model, unpack_int4, weight_arrays, weight_bytes)
 from tinygrad_llm.compress.quantized_state import load_quantized, save_quantized

@@ -25,11 +25,20 @@ import time
 from pathlib import Path
 
 LESSON_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(LESSON_DIR.parent))
+from tinygrad_llm.course.map import COURSE  # noqa: E402  (the one list of lessons, in order)
 
 
 def find_lessons() -> list[Path]:
-    """Lesson scripts are named ``NN_topic.py``; their number gives the order."""
-    return sorted(p for p in LESSON_DIR.glob("[0-9][0-9]_*.py"))
+    """The lesson scripts of the course map, in its order; a script on disk that the map does not
+    list, or a listed one that is missing, is an error."""
+    listed = [LESSON_DIR / entry.file for entry in COURSE]
+    on_disk = set(LESSON_DIR.glob("[0-9][0-9]_*.py"))
+    if on_disk != set(listed):
+        raise SystemExit(f"run_all: lessons and tinygrad_llm/course/map.py disagree: not in the map "
+                         f"{sorted(p.name for p in on_disk - set(listed))}, missing "
+                         f"{sorted(p.name for p in set(listed) - on_disk)}")
+    return listed
 
 
 def lesson_number(path: Path) -> int:

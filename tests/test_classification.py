@@ -9,9 +9,9 @@ import pytest
 
 from tinygrad_llm import GPT, GPTConfig, CharTokenizer, functional as F
 from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GPTClassifier, extract_features,
-                                         freeze, gradient_bytes, pad_batch, padding_attention_mask,
-                                         peak_memory, pool, predict_logits, saved_activation_bytes,
+                                         freeze, pad_batch, padding_attention_mask, pool, predict_logits,
                                          train_classifier)
+from tinygrad_llm.scale.memory import gradient_bytes, peak_memory, saved_activation_bytes
 from tinygrad_llm.text.corpus import Document, embedded_documents
 from tinygrad_llm.core.gradcheck import gradcheck
 from tinygrad_llm.finetune.topic_task import SPLITS, passage_starts, select_topics, topic_classification_task

@@ -20,7 +20,7 @@ def square_with_a_wrong_entry(x: Tensor) -> Tensor:
         grad = 2 * x.data * g
         grad[1, 2] += 0.5
         return (grad,)
-    return Tensor._make(x.data ** 2, (x,), backward)
+    return Tensor.from_op(x.data ** 2, (x,), backward)
 
 
 def softmax_with_a_subtle_bug(x: Tensor) -> Tensor:
@@ -28,7 +28,7 @@ def softmax_with_a_subtle_bug(x: Tensor) -> Tensor:
     p * (g - mean(g)) instead of p * (g - sum(g * p)). Both vanish when g is all ones."""
     e = np.exp(x.data - x.data.max(axis=-1, keepdims=True))
     p = e / e.sum(axis=-1, keepdims=True)
-    return Tensor._make(p, (x,), lambda g: (p * (g - g.mean(axis=-1, keepdims=True)),))
+    return Tensor.from_op(p, (x,), lambda g: (p * (g - g.mean(axis=-1, keepdims=True)),))
 
 
 def test_gradcheck_passes_correct_ops():
@@ -126,7 +126,7 @@ def test_gradcheck_never_writes_into_an_array_shared_with_the_caller():
 def test_gradcheck_tolerances_decide_pass_or_fail():
     # a backward off by a relative 1e-4 passes rtol=1e-3 and fails rtol=1e-5
     def slightly_wrong(x):
-        return Tensor._make(x.data * 3.0, (x,), lambda g: (g * 3.0 * (1 + 1e-4),))
+        return Tensor.from_op(x.data * 3.0, (x,), lambda g: (g * 3.0 * (1 + 1e-4),))
 
     x = leaf(np.array([1.0, -2.0]))
     assert gradcheck(slightly_wrong, x, rtol=1e-3)

@@ -8,7 +8,7 @@ import doctest
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, GPTConfig, BPETokenizer, Tensor, functional as F
+from tinygrad_llm import GPT, GPTConfig, BPETokenizer, Module, Tensor, functional as F
 from tinygrad_llm.evaluate import answers
 from tinygrad_llm.finetune import instruction_data, instruction_tuning
 from tinygrad_llm.text.corpus import Document, corpus_text, embedded_documents
@@ -399,7 +399,7 @@ def test_only_trainable_parameters_change(tokenizer):
 # Answers and scores
 
 
-class ScriptedModel:
+class ScriptedModel(Module):
     """Stands in for a GPT in ``generate``: whatever the prompt, it emits ``script`` token by
     token. It keeps the KV-cache contract of ``GPT.forward`` (a call sees only new tokens and
     advances ``cache.length`` by them); a call on an empty cache is a new prompt."""
@@ -411,13 +411,6 @@ class ScriptedModel:
 
     def output_weight(self) -> Tensor:
         return Tensor(np.zeros((1, 1), dtype=np.float32))
-
-    def train(self, mode: bool = True):
-        self.training = mode
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     def __call__(self, idx, cache=None):
         B, T = idx.shape

@@ -10,12 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Tensor, gradcheck
+from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Module, Parameter, Tensor, gradcheck
 from tinygrad_llm.finetune import adapters, lora as peft
 from tinygrad_llm import functional as F
 from tinygrad_llm.finetune.adapters import (BottleneckAdapter, PromptTunedGPT, WithAdapter,
-                                   apply_bottleneck_adapters, finetune_cost, remove_bottleneck_adapters,
-                                   trainable_parameter_count, trainable_parameters, trainable_percentage)
+                                   apply_bottleneck_adapters, remove_bottleneck_adapters)
+from tinygrad_llm.scale.memory import (finetune_cost, trainable_parameter_count, trainable_parameters,
+                                      trainable_percentage)
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.finetune.lora import (LoRALinear, active_adapter, add_adapter, adapter_names, apply_lora,
@@ -241,10 +242,10 @@ def test_finetune_cost_counts_adam_state_as_two_numbers_per_trainable_parameter(
     assert cost.parameters == model.num_parameters()
     assert cost.weight_bytes == 4 * cost.parameters
     assert cost.gradient_bytes == 4 * cost.trainable
-    assert cost.adam_state_bytes == 2 * 4 * cost.trainable
+    assert cost.optimizer_bytes == 2 * 4 * cost.trainable
     optimizer = train(model, tokens(CONFIG, (2, 5)), tokens(CONFIG, (2, 5), seed=2), steps=1)
     measured = sum(slots["m"].nbytes + slots["v"].nbytes for slots in optimizer.state.values())
-    assert measured == cost.adam_state_bytes
+    assert measured == cost.optimizer_bytes
 
 
 def test_apply_lora_error_when_the_target_matches_nothing():
@@ -727,6 +728,31 @@ def test_finetune_cost_compares_the_three_methods():
     for name, model in (("lora", lora), ("prompt", prompted), ("adapter", adapter)):
         cost = finetune_cost(model)
         assert cost.trainable == expected[name], name
-        assert cost.adam_state_bytes == 8 * expected[name]
-        assert cost.trainable_percent < 10 and cost.adam_state_bytes < full.adam_state_bytes / 10
+        assert cost.optimizer_bytes == 8 * expected[name]
+        assert cost.trainable_percent < 10 and cost.optimizer_bytes < full.optimizer_bytes / 10
     assert full.trainable == full.parameters and full.trainable_percent == 100.0
+
+
+def test_lora_wraps_any_linear_layer_by_its_features_and_weight():
+    # not a Linear subclass: a layer that scales its output, spelling the linear-layer protocol
+    class ScaledLinear(Module):
+        def __init__(self):
+            self.in_features, self.out_features = 4, 3
+            self.weight = Parameter(np.random.default_rng(0).standard_normal((3, 4)))
+            self.bias = None
+
+        def forward(self, x):
+            return (x @ self.weight.transpose()) * 2.0
+
+    from tinygrad_llm.finetune.lora import is_lora_base
+    base = ScaledLinear()
+    layer = LoRALinear(base, r=2, rng=np.random.default_rng(1))
+    x = np.random.default_rng(2).standard_normal((5, 4))
+    # B starts at zero, so the wrapped layer computes exactly what its base computes, base's own rule
+    np.testing.assert_array_equal(layer(Tensor(x)).data, base(Tensor(x)).data)
+    assert layer.weight is base.weight and not layer.weight.requires_grad
+    no_weight = ScaledLinear()
+    no_weight.weight = None
+    assert is_lora_base(base) and not is_lora_base(no_weight)
+    with pytest.raises(TypeError, match="LoRALinear wraps a Linear, got ScaledLinear"):
+        LoRALinear(no_weight)

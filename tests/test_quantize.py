@@ -14,12 +14,12 @@ import pytest
 from tinygrad_llm import GPT, AdamW, GPTConfig, Linear, Tensor, gradcheck, no_grad
 from tinygrad_llm.compress import quantize as quantize_module
 from tinygrad_llm import functional as F
-from tinygrad_llm.finetune.adapters import trainable_parameters
+from tinygrad_llm.scale.memory import finetune_memory, trainable_parameters
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.model.nn import Embedding, Module
 from tinygrad_llm.finetune.lora import apply_lora, base_fingerprint, load_lora, merge_lora, save_lora, unload_lora
 from tinygrad_llm.compress.qat import QATEmbedding, QATLinear, convert_qat, fake_quantize, prepare_qat
-from tinygrad_llm.compress.qlora import apply_qlora, finetune_memory
+from tinygrad_llm.compress.qlora import apply_qlora
 from tinygrad_llm.compress.calibration import calibrate
 from tinygrad_llm.compress.quantize import (QuantizedEmbedding, QuantizedLinear, QuantScheme, dequantize, model_bytes,
                                    pack_int4, quantize, quantize_model, unpack_int4, weight_bytes)

@@ -18,8 +18,8 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinygrad_llm.text.bpe import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer, _merge_long, _merge_short,
-                              count_pretokens, merge_by_rank, resolve_pattern)
+from tinygrad_llm.text.bpe import BPETokenizer, _merge_long, _merge_short, count_pretokens, merge_by_rank
+from tinygrad_llm.text.patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, resolve_pattern
 from tinygrad_llm.text.formats import FORMAT_VERSION, bytes_to_unicode
 
 EOT = "<|endoftext|>"

@@ -11,7 +11,8 @@ from .core.gradcheck import gradcheck, GradcheckError
 
 # --- lessons 02-03: tokenization and data ---------------------------------------------------
 from .text.simple import CharTokenizer, WordTokenizer
-from .text.bpe import BPETokenizer, BatchEncoding, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .text.patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .text.bpe import BPETokenizer, BatchEncoding
 
 from .text.corpus import Document, Section, load_documents, corpus_text
 from .text.data import (prepare_corpus, PreparedCorpus, train_val_split,
@@ -43,7 +44,8 @@ from .model.gpt2 import load_gpt2, export_gpt2
 from .finetune.topic_task import topic_classification_task, ClassificationTask, ClassificationSplit
 from .finetune.baselines import bag_of_words, majority_class, best_keyword_rule, SoftmaxRegression
 from .finetune.classifier import (GPTClassifier, ClassifierHead, freeze, extract_features, train_classifier,
-                             FineTuneConfig, FineTuneHistory, gradient_bytes, optimizer_state_bytes)
+                             FineTuneConfig, FineTuneHistory)
+from .scale.memory import gradient_bytes, optimizer_state_bytes
 from .finetune.instruction_data import (PromptTemplate, InstructionExample, InstructionData,
                                         build_instruction_data, encode_example, PromptTooLongError,
                                         response_loss)
@@ -52,8 +54,8 @@ from .finetune.instruction_tuning import (InstructConfig, InstructionTrainer, In
 from .evaluate.answers import exact_match
 from .finetune.lora import (LoRALinear, apply_lora, add_adapter, set_active_adapter, merge_lora, unmerge_lora,
                    unload_lora, save_lora, load_lora)
-from .finetune.adapters import (PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters,
-                       trainable_parameter_count, finetune_cost)
+from .finetune.adapters import PromptTunedGPT, BottleneckAdapter, apply_bottleneck_adapters
+from .scale.memory import trainable_parameter_count, finetune_cost
 
 # --- lessons 13-15: compression --------------------------------------------------------------
 # (the functions quantize / dequantize stay in the quantize module: a top-level name
@@ -63,7 +65,8 @@ from .compress.quantize import (QuantScheme, QuantizedTensor, QuantizedLinear, Q
 from .compress.calibration import calibrate
 from .compress.quantized_state import save_quantized, load_quantized
 from .compress.qat import fake_quantize, prepare_qat, convert_qat
-from .compress.qlora import apply_qlora, finetune_memory
+from .compress.qlora import apply_qlora
+from .scale.memory import finetune_memory
 from .compress.lowprec import round_to_bfloat16, round_to_float16
 from .compress.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned,
                                iterative_prune, sparsity_schedule)

@@ -1,4 +1,4 @@
-"""``python -m tinygrad_llm``: the command line (see ``tinygrad_llm.cli``)."""
+"""``python -m tinygrad_llm``: the command line of lesson 07 onwards (see ``tinygrad_llm.cli``)."""
 
 from .cli.main import main
 

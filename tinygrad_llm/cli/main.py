@@ -36,7 +36,8 @@ import numpy as np
 
 from ..core.checks import (check_float, check_fraction, check_int, check_non_negative, check_positive,
                            check_positive_int)
-from ..text.bpe import ENDOFTEXT, BPETokenizer
+from ..text.bpe import BPETokenizer
+from ..text.patterns import ENDOFTEXT
 from ..model.state import CheckpointError, config_from_metadata
 from ..text.corpus import read_text
 from ..course.settings import output_dir

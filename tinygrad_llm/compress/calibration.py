@@ -20,7 +20,7 @@ import numpy as np
 
 from ..model.nn import Linear, Module
 from .quantize import QuantizedLinear
-from ..core.tensor import Tensor, no_grad
+from ..core.tensor import Tensor
 
 
 @dataclass
@@ -62,18 +62,15 @@ def calibrate(model: Module, batches: Iterable[np.ndarray]) -> dict[str, Activat
         raise ValueError(f"{type(model).__name__} has no Linear layer to calibrate")
     stats: dict[str, ActivationStats] = {}
     originals = {name: model.get_submodule(name) for name in names}
-    was_training = model.training
     try:
         for name, layer in originals.items():
             model.set_submodule(name, _Recorder(layer, name, stats))
-        model.eval()
-        with no_grad():
+        with model.inference():
             for batch in batches:
                 model(batch)
     finally:
         for name, layer in originals.items():
             model.set_submodule(name, layer)
-        model.train(was_training)
     if not stats:
         raise ValueError("calibrate: no batch was given")
     return stats

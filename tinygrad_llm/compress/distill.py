@@ -1,5 +1,8 @@
 """Knowledge distillation: a small student learns from a trained teacher (lesson 15).
 
+Unlike ``trainer``'s plain training, which fits the corpus's one-hot next tokens, the student here
+also fits a teacher's whole distributions; ``Distiller`` is the ``Trainer`` with one hook changed.
+
 A trained language model knows more than the labels it was trained on. For the next token it
 gives a whole distribution: after "The for" it may put most of its probability on " statement",
 some on " loop" and " clause", and almost none on ",". Which tokens are *plausible* is
@@ -35,7 +38,7 @@ import numpy as np
 from ..core import functional as F
 from ..text.data import random_batch
 from ..model.gpt import GPT
-from ..core.tensor import Tensor, is_grad_enabled, no_grad
+from ..core.tensor import Tensor, is_grad_enabled
 from ..train.trainer import TrainConfig, Trainer
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -196,7 +199,7 @@ def kl_div_with_temperature(student_logits: Tensor, teacher_logits: np.ndarray, 
             weight = g * (temperature / N)
         return ((difference * weight).astype(dtype, copy=False).reshape(student_logits.shape),)
 
-    return Tensor._make(out, (student_logits,), backward)
+    return Tensor.from_op(out, (student_logits,), backward)
 
 
 def kl_div_with_temperature_composed(student_logits: Tensor, teacher_logits: np.ndarray,
@@ -262,13 +265,8 @@ def distillation_loss(student_logits: Tensor, teacher_logits: np.ndarray | None,
 def teacher_logits(teacher: GPT, inputs: np.ndarray) -> np.ndarray:
     """The teacher's logits (B, T, V) for ``inputs`` (B, T): in eval mode (no dropout, so the
     same targets every time) and without a graph; the teacher's own mode is restored."""
-    was_training = teacher.training
-    teacher.eval()
-    try:
-        with no_grad():
-            return teacher(inputs).data
-    finally:
-        teacher.train(was_training)
+    with teacher.inference():
+        return teacher(inputs).data
 
 
 class DistillationObjective:
@@ -371,15 +369,10 @@ def estimate_kl(student: GPT, teacher: GPT, tokens: np.ndarray, batch_size: int,
                          f"{student.config.vocab_size} differ")
     rng = np.random.default_rng(seed)
     context = min(student.config.context_length, teacher.config.context_length)
-    was_training = student.training
-    student.eval()
     values = []
-    try:
-        with no_grad():
-            for _ in range(num_batches):
-                inputs, _ = random_batch(tokens, batch_size, context, rng)
-                values.append(kl_div_with_temperature(student(inputs), teacher_logits(teacher, inputs),
-                                                      temperature).item())
-    finally:
-        student.train(was_training)
+    with student.inference():
+        for _ in range(num_batches):
+            inputs, _ = random_batch(tokens, batch_size, context, rng)
+            values.append(kl_div_with_temperature(student(inputs), teacher_logits(teacher, inputs),
+                                                  temperature).item())
     return float(np.mean(values))

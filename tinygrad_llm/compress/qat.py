@@ -1,6 +1,6 @@
 """Quantization-aware training: fake quantization with a straight-through estimator (lesson 13).
 
-Post-training quantization rounds weights that were never trained to be rounded. QAT puts the
+Post-training quantization (``quantize``) rounds weights that were never trained to be rounded. QAT puts the
 rounding into the forward pass while training, so that the weights learn to sit where rounding
 costs the least:
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from ..core import functional as F
 from ..model.nn import Embedding, Linear, Module, Parameter, check_token_ids
-from .quantize import QuantScheme, _skipped, check_quantizable, quantize
+from .quantize import QuantScheme, check_quantizable, float_layers, quantize
 from ..core.tensor import Tensor
 
 
@@ -42,7 +42,7 @@ def fake_quantize(x: Tensor, scheme: QuantScheme, scale: float | None = None, ze
     a = x.data
     if scale is None:
         out = quantize(a, scheme).dequantize(a.dtype)
-        return Tensor._make(out, (x,), lambda g: (g,))    # every entry is inside its block's range
+        return Tensor.from_op(out, (x,), lambda g: (g,))    # every entry is inside its block's range
     if scheme.granularity != "tensor":
         raise ValueError(f"a fixed scale is one number: it needs granularity 'tensor', got {scheme.granularity!r}")
     if not np.isfinite(scale) or scale <= 0:
@@ -54,7 +54,7 @@ def fake_quantize(x: Tensor, scheme: QuantScheme, scale: float | None = None, ze
     codes = np.clip(np.rint(a / scale) + zero_point, low, high)
     out = ((codes - zero_point) * scale).astype(a.dtype)
     inside = (a >= scale * (low - zero_point)) & (a <= scale * (high - zero_point))
-    return Tensor._make(out, (x,), lambda g: (g * inside,))
+    return Tensor.from_op(out, (x,), lambda g: (g * inside,))
 
 
 class QATLinear(Module):
@@ -114,8 +114,7 @@ def prepare_qat(model: Module, scheme: QuantScheme, embedding_scheme: QuantSchem
     fake-quantized version, in place; names in ``skip`` (dotted suffixes) stay as they are.
     Schemes are checked against every layer first, so an error leaves the model unchanged."""
     embedding_scheme = embedding_scheme if embedding_scheme is not None else scheme
-    layers = [(name, m) for name, m in model.named_modules()
-              if name and isinstance(m, (Linear, Embedding)) and not _skipped(name, skip)]
+    layers = float_layers(model, skip)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no Linear or Embedding layer to prepare for QAT")
     for name, m in layers:

@@ -46,6 +46,7 @@ import numpy as np
 from ..core import functional as F
 from ..model.nn import Embedding, Linear, Module, Parameter, check_token_ids
 from ..core.tensor import Tensor, is_grad_enabled
+from ..finetune.lora import register_frozen_base
 
 GRANULARITIES = ("tensor", "channel", "group")
 ACTIVATION_MODES = (None, "dynamic", "static")
@@ -272,6 +273,7 @@ class _QuantizedWeight:
         return Tensor(self.quantized.dequantize(self.dtype))
 
 
+@register_frozen_base   # LoRA adapters may sit beside it: QLoRA (qlora.py)
 class QuantizedLinear(_QuantizedWeight, Module):
     """A frozen Linear whose weight is stored as codes and scales: y = x W~^T + b, W~ = s (q - z).
 
@@ -370,8 +372,12 @@ QUANTIZED_LAYERS = (QuantizedLinear, QuantizedEmbedding)
 # Whole models
 
 
-def _skipped(name: str, skip: Sequence[str]) -> bool:
-    return any(name == s or name.endswith("." + s) for s in skip)
+def float_layers(model: Module, skip: Sequence[str] = ()) -> list[tuple[str, Module]]:
+    """The (name, layer) of every Linear and Embedding of ``model`` whose name is not in ``skip``
+    (dotted suffixes: ``"head"`` skips ``"classifier.head"``): what quantization and QAT replace."""
+    return [(name, m) for name, m in model.named_modules()
+            if name and isinstance(m, (Linear, Embedding))
+            and not any(name == s or name.endswith("." + s) for s in skip)]
 
 
 def quantize_model(model: Module, scheme: QuantScheme = QuantScheme(),
@@ -391,8 +397,7 @@ def quantize_model(model: Module, scheme: QuantScheme = QuantScheme(),
     if activations not in ACTIVATION_MODES:
         raise ValueError(f"activations must be one of {ACTIVATION_MODES}, got {activations!r}")
     embedding_scheme = embedding_scheme if embedding_scheme is not None else scheme
-    layers = [(name, m) for name, m in model.named_modules()
-              if name and isinstance(m, (Linear, Embedding)) and not _skipped(name, skip)]
+    layers = float_layers(model, skip)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no Linear or Embedding layer to quantize")
     if activations == "static":

@@ -1,6 +1,7 @@
 """Quantized checkpoints: int8 and int4 codes in a safetensors file (lesson 13).
 
-The file is lesson 07's safetensors format, holding the quantized model's state dict as it is:
+Unlike ``state``, which writes float arrays, the file here holds a quantized model: it is lesson
+07's safetensors format, holding the quantized model's state dict as it is:
 int8 codes (int4 codes packed two per byte, as uint8), float32 scales, int8 zero points and the
 float parameters that were not quantized (biases, LayerNorms). The metadata records the model
 config and, for each quantized layer, its kind, shapes and ``QuantScheme``, so ``load_quantized``

@@ -79,7 +79,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
         attention_backward(g, *grads)
         return grads
 
-    return Tensor._make(out, (q, k, v), backward)
+    return Tensor.from_op(out, (q, k, v), backward)
 
 
 def packed_attention(qkv: Tensor, causal: bool = True, mask: np.ndarray | None = None,
@@ -103,7 +103,7 @@ def packed_attention(qkv: Tensor, causal: bool = True, mask: np.ndarray | None =
         attention_backward(g, grad[0], grad[1], grad[2])
         return (grad,)
 
-    return Tensor._make(out, (qkv,), backward)
+    return Tensor.from_op(out, (qkv,), backward)
 
 
 def _attention(qd: np.ndarray, kd: np.ndarray, vd: np.ndarray, causal: bool, mask, dropout_p: float,

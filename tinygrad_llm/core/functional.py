@@ -62,7 +62,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     def backward(g):
         return (p * (g - (g * p).sum(axis=axis, keepdims=True)),)
 
-    return Tensor._make(p, (x,), backward)
+    return Tensor.from_op(p, (x,), backward)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -79,7 +79,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     def backward(g):
         return (g - (e / total) * g.sum(axis=axis, keepdims=True),)
 
-    return Tensor._make(out, (x,), backward)
+    return Tensor.from_op(out, (x,), backward)
 
 
 def softmax_composed(x: Tensor, axis: int = -1) -> Tensor:
@@ -167,7 +167,7 @@ def cross_entropy(logits: Tensor, targets: np.ndarray, ignore_index: int = -100,
         grad[rows, t_safe] -= weight[:, 0]  # minus the one-hot target
         return (grad.astype(dtype, copy=False).reshape(logits.shape),)
 
-    return Tensor._make(out, (logits,), backward)
+    return Tensor.from_op(out, (logits,), backward)
 
 
 def cross_entropy_composed(logits: Tensor, targets: np.ndarray, ignore_index: int = -100,
@@ -273,7 +273,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
             grads.append(_column_sums(g2) if bias.requires_grad else None)
         return grads
 
-    return Tensor._make(out, parents, backward)
+    return Tensor.from_op(out, parents, backward)
 
 
 def layer_norm_composed(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -337,7 +337,7 @@ def dropout(x: Tensor, p: float, training: bool = True, rng: np.random.Generator
         dx *= scale
         return (dx,)
 
-    return Tensor._make(out, (x,), backward)
+    return Tensor.from_op(out, (x,), backward)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,4 +370,4 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                 g2.T @ a2 if weight.requires_grad else None,
                 _column_sums(g2) if bias is not None and bias.requires_grad else None)
 
-    return Tensor._make(out, parents, backward)
+    return Tensor.from_op(out, parents, backward)

@@ -1,4 +1,4 @@
-"""Elementwise work on every core: NumPy's matrix products use all cores (through BLAS), but its
+"""Elementwise work on every core, for the engine of lesson 01 on: NumPy's matrix products use all cores (through BLAS), but its
 elementwise functions (``np.tanh``, ``*``, ``+`` ...) run on one. NumPy releases Python's global
 lock inside them, though, so the same function run on separate parts of an array from several
 threads runs in parallel.

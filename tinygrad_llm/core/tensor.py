@@ -188,8 +188,17 @@ class Tensor:
     # --- graph construction ------------------------------------------------------------------
 
     @staticmethod
-    def _make(data: np.ndarray, parents: tuple[Tensor, ...], backward: Callable) -> Tensor:
-        """The output of an op: records (parents, backward) only if some parent requires grad."""
+    def from_op(data: np.ndarray, parents: tuple[Tensor, ...], backward: Callable) -> Tensor:
+        """The output of an op: records (parents, backward) only if some parent requires grad.
+
+        This is how every op is written: the forward result ``data``, the Tensors it was computed
+        from, and ``backward(g)`` returning one gradient per parent (``g`` is dL/d(output)).
+
+            >>> x = Tensor([1.0, 2.0], requires_grad=True)
+            >>> y = Tensor.from_op(x.data * 3, (x,), lambda g: (3 * g,))
+            >>> y.sum().backward(); x.grad.tolist()
+            [3.0, 3.0]
+        """
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
@@ -210,6 +219,8 @@ class Tensor:
             out._parents = ()
             out._backward = None
         return out
+
+    _make = from_op   # the engine's first name for from_op, kept for code written against it
 
     def _other(self, other) -> tuple[tuple[Tensor, ...], np.ndarray | float, Tensor | None]:
         """For a binary op: (parents, the other operand's data, the other Tensor or None).
@@ -382,14 +393,14 @@ class Tensor:
     def __add__(self, other) -> Tensor:
         """d(a+b)/da = 1, d(a+b)/db = 1."""
         parents, b, _ = self._other(other)
-        return Tensor._make(self.data + b, parents, lambda g: (g, g))
+        return Tensor.from_op(self.data + b, parents, lambda g: (g, g))
 
     __radd__ = __add__
 
     def __sub__(self, other) -> Tensor:
         """d(a-b)/da = 1, d(a-b)/db = -1."""
         parents, b, other = self._other(other)
-        return Tensor._make(self.data - b, parents,
+        return Tensor.from_op(self.data - b, parents,
                             lambda g: (g, -g if other is not None and other.requires_grad else None))
 
     def __rsub__(self, other) -> Tensor:
@@ -404,7 +415,7 @@ class Tensor:
             return (g * b if self.requires_grad else None,
                     g * a if other is not None and other.requires_grad else None)
 
-        return Tensor._make(a * b, parents, backward)
+        return Tensor.from_op(a * b, parents, backward)
 
     __rmul__ = __mul__
 
@@ -418,7 +429,7 @@ class Tensor:
             return (g / b if self.requires_grad else None,
                     -g * out / b if other is not None and other.requires_grad else None)
 
-        return Tensor._make(out, parents, backward)
+        return Tensor.from_op(out, parents, backward)
 
     def __rtruediv__(self, other) -> Tensor:
         return self._operand(other) / self
@@ -429,7 +440,7 @@ class Tensor:
             p = float(exponent)
             a = self.data
             _check_power_domain(a, p)
-            return Tensor._make(_power(a, p), (self,), lambda g: (g * p * _power(a, p - 1),))
+            return Tensor.from_op(_power(a, p), (self,), lambda g: (g * p * _power(a, p - 1),))
         exponent = self._operand(exponent)
         a, p = self.data, exponent.data
         _check_power_domain(a, p)
@@ -439,13 +450,13 @@ class Tensor:
             return (g * p * a ** (p - 1) if self.requires_grad else None,
                     g * out * np.log(a) if exponent.requires_grad else None)
 
-        return Tensor._make(out, (self, exponent), backward)
+        return Tensor.from_op(out, (self, exponent), backward)
 
     def __rpow__(self, base) -> Tensor:
         return self._operand(base) ** self
 
     def __neg__(self) -> Tensor:
-        return Tensor._make(-self.data, (self,), lambda g: (-g,))
+        return Tensor.from_op(-self.data, (self,), lambda g: (-g,))
 
     # --- matrix product -----------------------------------------------------------------------
 
@@ -493,7 +504,7 @@ class Tensor:
                     grad_b = grad_b[..., 0]
             return grad_a, grad_b
 
-        return Tensor._make(out, (self, other), backward)
+        return Tensor.from_op(out, (self, other), backward)
 
     def __rmatmul__(self, other) -> Tensor:
         return self._operand(other) @ self
@@ -512,7 +523,7 @@ class Tensor:
                 g = np.expand_dims(g, axis)
             return (np.broadcast_to(g, shape),)
 
-        return Tensor._make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), backward)
+        return Tensor.from_op(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), backward)
 
     def mean(self, axis=None, keepdims: bool = False) -> Tensor:
         """The sum divided by the number of entries reduced."""
@@ -538,7 +549,7 @@ class Tensor:
             return (mask * (g / count.astype(a.dtype)),)
 
         out = out_keep if keepdims else (out_keep.reshape(()) if axis is None else np.squeeze(out_keep, axis))
-        return Tensor._make(out, (self,), backward)
+        return Tensor.from_op(out, (self,), backward)
 
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
         """Largest entry; the gradient flows to the argmax (shared equally among ties)."""
@@ -564,7 +575,7 @@ class Tensor:
                 g = np.expand_dims(g, axis)
             return (g * centred * (2.0 / (n - ddof)),)
 
-        return Tensor._make(out, (self,), backward)
+        return Tensor.from_op(out, (self,), backward)
 
     # --- shape -------------------------------------------------------------------------------
 
@@ -572,7 +583,7 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         old = self.data.shape
-        return Tensor._make(self.data.reshape(shape), (self,), lambda g: (g.reshape(old),))
+        return Tensor.from_op(self.data.reshape(shape), (self,), lambda g: (g.reshape(old),))
 
     def flatten(self, start_axis: int = 0) -> Tensor:
         start_axis %= max(self.ndim, 1)
@@ -590,7 +601,7 @@ class Tensor:
             axes = tuple(axes[0])
         axes = tuple(range(self.ndim))[::-1] if not axes else tuple(a % self.ndim for a in axes)
         inverse = tuple(np.argsort(axes))
-        return Tensor._make(self.data.transpose(axes), (self,), lambda g: (g.transpose(inverse),))
+        return Tensor.from_op(self.data.transpose(axes), (self,), lambda g: (g.transpose(inverse),))
 
     permute = transpose
 
@@ -599,14 +610,14 @@ class Tensor:
         return self.transpose()
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        return Tensor._make(self.data.swapaxes(axis1, axis2), (self,),
+        return Tensor.from_op(self.data.swapaxes(axis1, axis2), (self,),
                             lambda g: (g.swapaxes(axis1, axis2),))
 
     def expand(self, *shape) -> Tensor:
         """Broadcast to ``shape`` without copying; the engine sums the gradient back."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Tensor._make(np.broadcast_to(self.data, shape), (self,), lambda g: (g,))
+        return Tensor.from_op(np.broadcast_to(self.data, shape), (self,), lambda g: (g,))
 
     broadcast_to = expand
 
@@ -630,7 +641,7 @@ class Tensor:
                 np.add.at(full, index, g)
             return (full,)
 
-        return Tensor._make(a[index], (self,), backward)
+        return Tensor.from_op(a[index], (self,), backward)
 
     def split(self, indices_or_sections, axis: int = 0) -> list[Tensor]:
         """Like ``np.split``: equal sections (an int) or cut points (a list of indices)."""
@@ -641,7 +652,7 @@ class Tensor:
     def exp(self) -> Tensor:
         """d e^x / dx = e^x."""
         out = np.exp(self.data)
-        return Tensor._make(out, (self,), lambda g: (g * out,))
+        return Tensor.from_op(out, (self,), lambda g: (g * out,))
 
     def log(self) -> Tensor:
         """d ln x / dx = 1/x. Domain x >= 0 (ln 0 = -inf); negative entries raise."""
@@ -650,7 +661,7 @@ class Tensor:
             raise ValueError("log of a tensor with negative entries (the domain is x >= 0)")
         with np.errstate(divide="ignore"):
             out = np.log(a)
-        return Tensor._make(out, (self,), lambda g: (g / a,))
+        return Tensor.from_op(out, (self,), lambda g: (g / a,))
 
     def sqrt(self) -> Tensor:
         """d sqrt(x) / dx = 1 / (2 sqrt(x)). Domain x >= 0; negative entries raise."""
@@ -658,23 +669,23 @@ class Tensor:
         if (a < 0).any():
             raise ValueError("sqrt of a tensor with negative entries (the domain is x >= 0)")
         out = np.sqrt(a)
-        return Tensor._make(out, (self,), lambda g: (g * 0.5 / out,))
+        return Tensor.from_op(out, (self,), lambda g: (g * 0.5 / out,))
 
     def tanh(self) -> Tensor:
         """d tanh(x) / dx = 1 - tanh(x)^2."""
         out = np.tanh(self.data)
-        return Tensor._make(out, (self,), lambda g: (g * (1 - out * out),))
+        return Tensor.from_op(out, (self,), lambda g: (g * (1 - out * out),))
 
     def sigmoid(self) -> Tensor:
         """s(x) = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2, which never overflows;
         d s / dx = s (1 - s)."""
         out = 0.5 * (1 + np.tanh(0.5 * self.data))
-        return Tensor._make(out, (self,), lambda g: (g * out * (1 - out),))
+        return Tensor.from_op(out, (self,), lambda g: (g * out * (1 - out),))
 
     def relu(self) -> Tensor:
         """max(x, 0); the derivative is 1 for x > 0 and 0 otherwise (0 at the kink x = 0)."""
         a = self.data
-        return Tensor._make(np.maximum(a, 0), (self,), lambda g: (g * (a > 0),))
+        return Tensor.from_op(np.maximum(a, 0), (self,), lambda g: (g * (a > 0),))
 
     def gelu(self) -> Tensor:
         """GELU, tanh approximation (as in GPT-2), fused into one op:
@@ -729,12 +740,12 @@ class Tensor:
             parallel.in_parts(backward_part, x.size)
             return (d,)
 
-        return Tensor._make(out, (self,), backward)
+        return Tensor.from_op(out, (self,), backward)
 
     def abs(self) -> Tensor:
         """|x|; the derivative is sign(x) (0 at the kink x = 0)."""
         a = self.data
-        return Tensor._make(np.abs(a), (self,), lambda g: (g * np.sign(a),))
+        return Tensor.from_op(np.abs(a), (self,), lambda g: (g * np.sign(a),))
 
     def clip(self, min=None, max=None) -> Tensor:
         """Clamp into [min, max]; the gradient passes where the input was inside the range."""
@@ -749,7 +760,7 @@ class Tensor:
                 inside &= a <= max
             return (g * inside,)
 
-        return Tensor._make(out, (self,), backward)
+        return Tensor.from_op(out, (self,), backward)
 
     def maximum(self, other) -> Tensor:
         return maximum(self, other)
@@ -762,7 +773,7 @@ class Tensor:
         out = np.where(mask, np.asarray(value, dtype=a.dtype), a)
         if out.shape != a.shape:
             raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {a.shape}")
-        return Tensor._make(out, (self,), lambda g: (np.where(mask, 0, g),))
+        return Tensor.from_op(out, (self,), lambda g: (np.where(mask, 0, g),))
 
     def astype(self, dtype) -> Tensor:
         """A copy in another float dtype; the gradient is converted back."""
@@ -770,7 +781,7 @@ class Tensor:
         if dtype not in _FLOAT_DTYPES:
             raise TypeError(f"Tensor dtype must be float16, float32 or float64, got {dtype}")
         old = self.data.dtype
-        return Tensor._make(self.data.astype(dtype), (self,), lambda g: (g.astype(old),))
+        return Tensor.from_op(self.data.astype(dtype), (self,), lambda g: (g.astype(old),))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -820,7 +831,7 @@ def where(condition: np.ndarray, x, y) -> Tensor:
         return (np.where(condition, g, 0) if x.requires_grad else None,
                 np.where(condition, 0, g) if y.requires_grad else None)
 
-    return Tensor._make(np.where(condition, x.data, y.data), (x, y), backward)
+    return Tensor.from_op(np.where(condition, x.data, y.data), (x, y), backward)
 
 
 def maximum(x, y) -> Tensor:
@@ -833,7 +844,7 @@ def maximum(x, y) -> Tensor:
         return (g * share if x.requires_grad else None,
                 g * (1 - share) if y.requires_grad else None)
 
-    return Tensor._make(np.maximum(a, b), (x, y), backward)
+    return Tensor.from_op(np.maximum(a, b), (x, y), backward)
 
 
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -841,7 +852,7 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     tensors = _as_tensors(tensors)
     out = np.concatenate([t.data for t in tensors], axis=axis)
     cuts = np.cumsum([t.data.shape[axis] for t in tensors])[:-1]
-    return Tensor._make(out, tuple(tensors), lambda g: tuple(np.split(g, cuts, axis=axis)))
+    return Tensor.from_op(out, tuple(tensors), lambda g: tuple(np.split(g, cuts, axis=axis)))
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -849,7 +860,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     tensors = _as_tensors(tensors)
     out = np.stack([t.data for t in tensors], axis=axis)
     axis = axis % out.ndim
-    return Tensor._make(out, tuple(tensors),
+    return Tensor.from_op(out, tuple(tensors),
                         lambda g: tuple(np.take(g, i, axis=axis) for i in range(len(tensors))))
 
 

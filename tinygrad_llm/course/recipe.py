@@ -1,4 +1,5 @@
-"""The course recipe: the tokenizer, corpus, model and training settings every lesson shares.
+"""The course recipe: the tokenizer, corpus, model and training settings every lesson shares
+(lesson 02 onwards).
 
 Lesson 02 trains the course tokenizer, lesson 03 prepares the corpus with it, lesson 07 pretrains
 the course model; later lessons load what an earlier one left in the output folder, or rebuild it

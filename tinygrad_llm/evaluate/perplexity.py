@@ -18,7 +18,6 @@ import numpy as np
 
 from ..core import functional as F
 from ..core.checks import check_finite_array, check_int, check_positive_int
-from ..core.tensor import no_grad
 from ..model.nn import check_token_ids
 
 IGNORE = -100
@@ -55,28 +54,23 @@ def token_nll(model, tokens: np.ndarray, stride: int | None = None, batch_size: 
     T = model.config.context_length
     windows = sliding_windows(len(tokens), T, T if stride is None else stride)
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            # windows of one length are batched together (only the last one can be shorter)
-            for length in sorted({end - begin for begin, end, _ in windows}, reverse=True):
-                group = [w for w in windows if w[1] - w[0] == length]
-                for i in range(0, len(group), batch_size):
-                    chunk = group[i:i + batch_size]
-                    inputs = np.stack([tokens[b:e] for b, e, _ in chunk])
-                    targets = np.stack([tokens[b + 1:e + 1] for b, e, _ in chunk])
-                    positions = np.stack([np.arange(b + 1, e + 1) for b, e, _ in chunk])
-                    firsts = np.array([first for _, _, first in chunk])[:, None]
-                    targets = np.where(positions >= firsts, targets, IGNORE)
-                    logits = model(inputs)
-                    # careful: one NaN logit makes the loss NaN and "perplexity nan" looks like a result
-                    check_finite_array("the model's output (logits)", logits.data)
-                    loss = F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum")
-                    total += float(loss.item())
-                    count += int((targets != IGNORE).sum())
-    finally:
-        model.train(was_training)
+    with model.inference():
+        # windows of one length are batched together (only the last one can be shorter)
+        for length in sorted({end - begin for begin, end, _ in windows}, reverse=True):
+            group = [w for w in windows if w[1] - w[0] == length]
+            for i in range(0, len(group), batch_size):
+                chunk = group[i:i + batch_size]
+                inputs = np.stack([tokens[b:e] for b, e, _ in chunk])
+                targets = np.stack([tokens[b + 1:e + 1] for b, e, _ in chunk])
+                positions = np.stack([np.arange(b + 1, e + 1) for b, e, _ in chunk])
+                firsts = np.array([first for _, _, first in chunk])[:, None]
+                targets = np.where(positions >= firsts, targets, IGNORE)
+                logits = model(inputs)
+                # careful: one NaN logit makes the loss NaN and "perplexity nan" looks like a result
+                check_finite_array("the model's output (logits)", logits.data)
+                loss = F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum")
+                total += float(loss.item())
+                count += int((targets != IGNORE).sum())
     return total, count
 
 

@@ -1,6 +1,6 @@
-"""Prompt tuning, bottleneck adapters, and what each fine-tuning method costs (lesson 12).
+"""Prompt tuning and bottleneck adapters (lesson 12).
 
-``peft.py`` adapts weights (LoRA). The two methods here leave every weight alone and add to the
+Unlike ``lora``, which adapts weights, the two methods here leave every weight alone and add to the
 computation instead:
 
 * Prompt tuning (Lester et al., 2021) learns P "virtual token" vectors, a (P, C) matrix that is
@@ -15,14 +15,13 @@ computation instead:
 
   ``up`` starts at zero, so the adapted model starts exactly at the pretrained one.
 
-``finetune_cost`` compares these with LoRA and with full fine-tuning: trainable parameters, and
-the memory of their gradients and Adam state. It only reads which parameters require grad, so it
-works for any model.
+``scale.memory.finetune_cost`` compares these with LoRA and with full fine-tuning: trainable
+parameters, and the memory of their gradients and Adam state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -48,7 +47,7 @@ class PromptTunedGPT(Module):
 
     >>> gpt = GPT(GPTConfig(vocab_size=50, context_length=8, d_model=16, n_layer=1, n_head=2))
     >>> model = PromptTunedGPT(gpt, n_virtual_tokens=3)
-    >>> model(np.array([[1, 2, 3]])).shape, trainable_parameter_count(model)
+    >>> model(np.array([[1, 2, 3]])).shape, model.num_parameters(trainable_only=True)
     ((1, 3, 50), 48)
     """
 
@@ -190,49 +189,3 @@ def remove_bottleneck_adapters(model: Module) -> list[str]:
     if not names:
         raise ValueError(f"{type(model).__name__} has no bottleneck adapters to remove")
     return names
-
-
-# ----------------------------------------------------------------------------------------------
-# What a fine-tuning method costs (LoRA, prompt tuning, bottleneck adapters, or full fine-tuning)
-
-
-def trainable_parameters(model: Module) -> list[Parameter]:
-    """The parameters an optimizer should update: those that require grad."""
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def trainable_parameter_count(model: Module) -> int:
-    return model.num_parameters(trainable_only=True)
-
-
-def trainable_percentage(model: Module) -> float:
-    """Trainable parameters as a percentage of all parameters (frozen ones included)."""
-    total = model.num_parameters()
-    return 100.0 * trainable_parameter_count(model) / total if total else 0.0
-
-
-@dataclass(frozen=True)
-class FinetuneCost:
-    """Sizes that decide whether a fine-tuning run fits in memory (activations not included)."""
-
-    parameters: int          # all parameters, frozen ones included
-    trainable: int           # parameters that get a gradient and optimizer state
-    trainable_percent: float
-    weight_bytes: int        # all parameters, at their dtype
-    gradient_bytes: int      # one gradient per trainable parameter
-    adam_state_bytes: int    # Adam's m and v: two numbers per trainable parameter
-
-
-def finetune_cost(model: Module) -> FinetuneCost:
-    """Parameter counts and the memory of gradients and Adam state, from what requires grad.
-
-    ``adam_state_bytes`` counts m and v at the parameter's dtype, as ``optim.Adam`` stores them
-    (its per-parameter step counter, one integer per tensor, is left out)."""
-    params = model.parameters()
-    trainable_bytes = sum(p.data.nbytes for p in params if p.requires_grad)
-    return FinetuneCost(parameters=model.num_parameters(),
-                        trainable=trainable_parameter_count(model),
-                        trainable_percent=trainable_percentage(model),
-                        weight_bytes=sum(p.data.nbytes for p in params),
-                        gradient_bytes=trainable_bytes,
-                        adam_state_bytes=2 * trainable_bytes)

@@ -20,15 +20,15 @@ What else trains is the choice this module is about (``freeze``):
 
 Freezing is ``requires_grad_(False)`` on the parameters. The engine records a node only when a
 parent requires grad, so below the first trainable layer no graph is built at all: frozen layers
-cost no gradient memory, no saved activations and no backward compute. ``gradient_bytes`` and
-``saved_activation_bytes`` measure that; ``peak_memory`` traces the allocations of a whole step.
+cost no gradient memory, no saved activations and no backward compute. ``scale.memory``'s
+``gradient_bytes`` and ``saved_activation_bytes`` measure that; its ``peak_memory`` traces the
+allocations of a whole step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import tracemalloc
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -37,7 +37,8 @@ import numpy as np
 from ..core import functional as F
 from ..model.gpt import GPT
 from ..model.nn import GELU, Dropout, Linear, Module
-from ..core.tensor import Tensor, no_grad
+from ..core.tensor import Tensor
+from ..scale.memory import optimizer_state_bytes
 from ..train.batches import ShuffledRows, rows_of
 from ..train.trainer import TrainConfig, Trainer, TrainHook
 
@@ -215,28 +216,18 @@ def extract_features(classifier: GPTClassifier, inputs: np.ndarray, attention_ma
                      batch_size: int = 64) -> np.ndarray:
     """Pooled features (N, C) of every sequence, in eval mode and under ``no_grad``: computed once,
     a frozen body's features can train a head for any number of steps."""
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        with no_grad():
-            return np.concatenate([
-                classifier.features(inputs[rows],
-                                    None if attention_mask is None else attention_mask[rows]).data
-                for rows in _batches(len(inputs), batch_size)])
-    finally:
-        classifier.train(was_training)
+    with classifier.inference():
+        return np.concatenate([
+            classifier.features(inputs[rows],
+                                None if attention_mask is None else attention_mask[rows]).data
+            for rows in _batches(len(inputs), batch_size)])
 
 
 def predict_logits(model: Module, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """``model(inputs)`` in batches, eval mode, no graph: logits (N, K). ``inputs`` are token ids
     for a ``GPTClassifier``, features for a ``ClassifierHead``."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            return np.concatenate([model(inputs[rows]).data for rows in _batches(len(inputs), batch_size)])
-    finally:
-        model.train(was_training)
+    with model.inference():
+        return np.concatenate([model(inputs[rows]).data for rows in _batches(len(inputs), batch_size)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -367,74 +358,3 @@ def train_classifier(model: Module, inputs: np.ndarray, labels: np.ndarray, conf
                            seconds_per_step=h.seconds / trainer.config.steps,
                            optimizer_state_bytes=optimizer_state_bytes(trainer.optimizer))
 
-
-# ----------------------------------------------------------------------------------------------
-# Memory
-
-
-def optimizer_state_bytes(optimizer) -> int:
-    """Bytes of the optimizer's per-parameter arrays (Adam's m and v: 2 floats per trainable
-    parameter; step counters are not counted)."""
-    return sum(value.nbytes for slots in optimizer.state.values()
-               for value in slots.values() if value.ndim > 0)
-
-
-def gradient_bytes(model: Module) -> int:
-    """Bytes of the gradients stored in the model's parameters (frozen ones store none)."""
-    return sum(p.grad.nbytes for p in model.parameters() if p.grad is not None)
-
-
-def _owner(array: np.ndarray) -> np.ndarray:
-    """The array that owns the memory a view looks into (a view keeps all of it alive)."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
-def saved_activation_bytes(output: Tensor) -> int:
-    """Bytes that the graph behind ``output`` keeps alive for backward: the outputs of its nodes
-    and the arrays their backward closures captured, each memory block counted once, parameters
-    (leaves) excluded. Call it before ``backward()``, which frees the graph."""
-    leaves: set[int] = set()
-    owners: dict[int, np.ndarray] = {}
-    stack, visited = [output], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        if node._backward is None:
-            leaves.add(id(_owner(node.data)))
-            continue
-        arrays = [node.data]
-        for cell in node._backward.__closure__ or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:  # a closure variable that was never assigned
-                continue
-            if isinstance(value, Tensor):
-                value = value.data
-            if isinstance(value, np.ndarray):
-                arrays.append(value)
-        for array in arrays:
-            owner = _owner(array)
-            owners[id(owner)] = owner
-        stack.extend(node._parents)
-    return sum(a.nbytes for key, a in owners.items() if key not in leaves)
-
-
-def peak_memory(fn: Callable[[], object]) -> tuple[object, int]:
-    """(fn(), the peak bytes allocated while it ran, above what was allocated before), traced
-    with ``tracemalloc`` (NumPy reports its array memory to it)."""
-    already = tracemalloc.is_tracing()
-    if not already:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    baseline = tracemalloc.get_traced_memory()[0]
-    try:
-        result = fn()
-        peak = tracemalloc.get_traced_memory()[1] - baseline
-    finally:
-        if not already:
-            tracemalloc.stop()
-    return result, peak

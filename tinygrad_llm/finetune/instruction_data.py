@@ -42,7 +42,6 @@ from typing import Sequence
 import numpy as np
 
 from ..core import functional as F
-from ..core.tensor import no_grad
 from ..text.bpe import BPETokenizer
 from ..text.corpus import Document
 
@@ -388,17 +387,12 @@ def response_loss(model, encoded: Sequence[EncodedExample], pad_id: int, batch_s
     """The masked loss over every response token of ``encoded`` (a mean over tokens, not over
     examples), in eval mode without a graph: how well the model predicts the answers."""
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for start in range(0, len(encoded), batch_size):
-                inputs, targets = collate(encoded[start:start + batch_size], pad_id)
-                loss = F.cross_entropy(model(inputs), targets, reduction="sum")
-                total += float(loss.item())
-                count += int((targets != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
+    with model.inference():
+        for start in range(0, len(encoded), batch_size):
+            inputs, targets = collate(encoded[start:start + batch_size], pad_id)
+            loss = F.cross_entropy(model(inputs), targets, reduction="sum")
+            total += float(loss.item())
+            count += int((targets != IGNORE_INDEX).sum())
     if count == 0:
         raise ValueError("response_loss: there are no response tokens to score")
     return total / count

@@ -17,8 +17,11 @@ fingerprint of the base weights, so that they are never loaded onto a model they
 for, and several adapters share one base model in memory, switched by name (``set_active_adapter``).
 
 Prompt tuning and bottleneck adapters, the lesson's two other methods, are in ``adapters.py``,
-with ``finetune_cost``, which compares the three. A LoRALinear can also wrap a frozen
-``QuantizedLinear``: that is QLoRA, lesson 13 (``qlora.py``).
+with ``finetune_cost``, which compares the three. LoRA wraps any linear layer: a module with
+``in_features``, ``out_features`` and a float ``weight`` Parameter (``Linear``), or a layer type that
+registers itself as a frozen base with ``register_frozen_base`` because it computes x W^T + b from
+something other than a float weight: lesson 13's ``QuantizedLinear`` does, and that is QLoRA.
+This module knows no such type by name, so lesson 12 needs nothing from lesson 13.
 """
 
 from __future__ import annotations
@@ -35,12 +38,47 @@ import numpy as np
 from ..core import functional as F
 from ..core.checks import check_float
 from ..model.state import CheckpointError, load_safetensors, save_safetensors
+from ..core.checks import is_integer
 from ..model.nn import Linear, Module, Parameter
-from ..compress.quantize import QuantizedLinear
 from ..core.tensor import Tensor
 
 DEFAULT_TARGETS = ("attn.qkv", "attn.proj")  # attention only, as in the LoRA paper
 LORA_FORMAT = "tinygrad_llm.lora/1"          # written into every adapter file's metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# What LoRA may wrap
+
+FROZEN_BASES: list[type] = []   # layer types registered by register_frozen_base
+
+
+def register_frozen_base(layer_type: type) -> type:
+    """Let LoRA wrap layers of ``layer_type``, which compute y = x W~^T + b themselves from what
+    they store (codes and scales, say) and have ``in_features``, ``out_features``, ``dtype`` and
+    ``bias``. Their output is computed by them, the adapter's added beside it; they have no float
+    weight to merge into. Usable as a class decorator; returns ``layer_type``."""
+    if not (isinstance(layer_type, type) and issubclass(layer_type, Module)):
+        raise TypeError(f"register_frozen_base takes a Module subclass, got {layer_type!r}")
+    if layer_type not in FROZEN_BASES:
+        FROZEN_BASES.append(layer_type)
+    return layer_type
+
+
+def is_frozen_base(module: Module) -> bool:
+    """Whether ``module`` is of a type registered with ``register_frozen_base``."""
+    return isinstance(module, tuple(FROZEN_BASES))
+
+
+def is_lora_base(module: Module) -> bool:
+    """Whether LoRA can wrap ``module``: a registered frozen base, or a linear layer, meaning a
+    module with integer ``in_features`` and ``out_features`` and a ``weight`` Parameter of shape
+    (out_features, in_features)."""
+    if is_frozen_base(module):
+        return True
+    weight = getattr(module, "weight", None)
+    in_features, out_features = getattr(module, "in_features", None), getattr(module, "out_features", None)
+    return (isinstance(module, Module) and isinstance(weight, Parameter) and is_integer(in_features)
+            and is_integer(out_features) and weight.shape == (out_features, in_features))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,20 +163,24 @@ class LoRALinear(Module):
     copied), so the model's state dict still has ``...qkv.weight`` and any optimizer, tied weight
     or checkpoint that refers to them keeps working.
 
-    QLoRA (lesson 13): the base may be a ``QuantizedLinear``. Its stored arrays (``qweight``,
-    ``scale``...) become this layer's buffers under the same names, and ``weight`` is None; the
-    QuantizedLinear itself computes the base output but is kept out of the module tree (see
-    ``named_children``), so state dict keys and ``base_fingerprint`` are those of the quantized
-    model. A quantized base cannot be merged into."""
+    QLoRA (lesson 13): the base may be a frozen base (see ``register_frozen_base``), such as a
+    ``QuantizedLinear``. Its stored arrays (``qweight``, ``scale``...) become this layer's buffers
+    under the same names, and ``weight`` is None; the frozen layer itself computes the base output
+    but is kept out of the module tree (see ``named_children``), so state dict keys and
+    ``base_fingerprint`` are those of the quantized model. A frozen base cannot be merged into."""
 
-    def __init__(self, base: Linear | QuantizedLinear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+    def __init__(self, base: Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
                  rng: np.random.Generator | None = None, adapter_name: str = "default"):
-        if not isinstance(base, (Linear, QuantizedLinear)):
-            raise TypeError(f"LoRALinear wraps a Linear, got {type(base).__name__} "
-                            f"(or a QuantizedLinear, for QLoRA)")
-        self.in_features, self.out_features = base.in_features, base.out_features
-        self.quantized_base = base if isinstance(base, QuantizedLinear) else None
-        self.weight = None if self.quantized_base is not None else base.weight  # (out, in)
+        if not is_lora_base(base):
+            raise TypeError(f"LoRALinear wraps a Linear, got {type(base).__name__} (LoRA takes a layer with "
+                            f"in_features, out_features and a weight Parameter of shape (out, in), or a "
+                            f"registered frozen base such as a QuantizedLinear, for QLoRA)")
+        self.in_features, self.out_features = int(base.in_features), int(base.out_features)
+        # the wrapped layer computes the base output (F.linear for a Linear, its own kernel for a
+        # frozen base); it is kept out of the module tree (see named_children), its Parameters
+        # and buffers are registered here under their own names instead
+        self.base_layer = base
+        self.weight = None if is_frozen_base(base) else base.weight  # (out, in)
         self.bias = base.bias
         for name, persistent in vars(base).get("_buffers", {}).items():
             self.register_buffer(name, getattr(base, name), persistent)  # shared arrays, not copies
@@ -151,10 +193,15 @@ class LoRALinear(Module):
             if p is not None:
                 p.requires_grad_(False)
 
+    @property
+    def frozen_base(self) -> Module | None:
+        """The wrapped frozen base (a QuantizedLinear, for QLoRA), or None for a float weight."""
+        return self.base_layer if self.weight is None else None
+
     def add_adapter(self, name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
                     rng: np.random.Generator | None = None) -> LoRAAdapter:
         """A new adapter (zero update, trainable), not activated."""
-        dtype = self.weight.dtype if self.weight is not None else self.quantized_base.dtype
+        dtype = self.weight.dtype if self.weight is not None else self.frozen_base.dtype
         adapter = LoRAAdapter(self.in_features, self.out_features, r, alpha, dropout, rng, dtype=dtype)
         self.lora.add(name, adapter)
         return adapter
@@ -175,7 +222,7 @@ class LoRALinear(Module):
         their change reaching the output (they are no longer in the computation)."""
         if self.active is None:
             raise RuntimeError("merge(): this layer has no active adapter to merge")
-        if self.quantized_base is not None:
+        if self.frozen_base is not None:
             raise RuntimeError("merge(): the base weight is quantized; adding (alpha / r) B A would "
                                "mean quantizing it again, so QLoRA keeps the adapter beside the base")
         if self.merged:
@@ -195,14 +242,11 @@ class LoRALinear(Module):
         self.merged = False
 
     def named_children(self):
-        """The adapters; a quantized base is not a child (its arrays are this layer's buffers)."""
-        return ((name, m) for name, m in super().named_children() if name != "quantized_base")
+        """The adapters; the wrapped layer is not a child (its arrays are this layer's)."""
+        return ((name, m) for name, m in super().named_children() if name != "base_layer")
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.quantized_base is not None:
-            y = self.quantized_base(x)  # (..., out), from the frozen codes and scales
-        else:
-            y = F.linear(x, self.weight, self.bias)  # (..., out)
+        y = self.base_layer(x)  # (..., out): x W^T + b, or from the frozen codes and scales
         if self.active is None or self.merged:
             return y
         return y + self.lora[self.active](x)  # (..., out)
@@ -217,7 +261,10 @@ class LoRALinear(Module):
 # Injecting LoRA into a model, and switching adapters
 
 
-LORA_BASES = (Linear, QuantizedLinear, LoRALinear)  # what a LoRA target may name
+def is_lora_target(module: Module) -> bool:
+    """What a LoRA target may name: a layer LoRA can wrap, or one it already wraps."""
+    return isinstance(module, LoRALinear) or is_lora_base(module)
+
 
 
 def lora_layers(model: Module) -> list[tuple[str, LoRALinear]]:
@@ -246,12 +293,12 @@ def _find_targets(model: Module, target: str | Sequence[str]) -> list[str]:
     inside_lora = tuple(name + "." for name, _ in lora_layers(model))
     names = [n for n in model.find_modules(_target_pattern(target)) if not n.startswith(inside_lora)]
     if not names:
-        linears = [n for n, m in model.named_modules() if isinstance(m, LORA_BASES)]
+        linears = [n for n, m in model.named_modules() if is_lora_target(m)]
         shown = ", ".join(linears[:8]) + (", ..." if len(linears) > 8 else "")
         raise ValueError(f"LoRA target {target!r} matches no module of {type(model).__name__}; "
                          f"its Linear layers are: {shown or 'none'}")
     wrong = [f"{n} ({type(model.get_submodule(n)).__name__})" for n in names
-             if not isinstance(model.get_submodule(n), LORA_BASES)]
+             if not is_lora_target(model.get_submodule(n))]
     if wrong:
         raise TypeError(f"LoRA target {target!r} matches modules that are not Linear layers: "
                         f"{', '.join(wrong)}; name the Linear layers inside them (e.g. 'attn.qkv')")
@@ -260,7 +307,7 @@ def _find_targets(model: Module, target: str | Sequence[str]) -> list[str]:
 
 def _check_not_quantized(model: Module, action: str) -> None:
     quantized = [name for name, layer in lora_layers(model)
-                 if layer.quantized_base is not None and layer.active is not None]
+                 if layer.frozen_base is not None and layer.active is not None]
     if quantized:
         raise RuntimeError(f"{action}: {', '.join(quantized[:3])}{', ...' if len(quantized) > 3 else ''} "
                            f"have a quantized base, which cannot take a merged update (QLoRA keeps the "
@@ -396,8 +443,8 @@ def unload_lora(model: Module, merge: bool = True) -> list[str]:
     if merge:
         _check_not_quantized(model, "unload_lora(merge=True)")
     for name, layer in layers:
-        if layer.quantized_base is not None:
-            model.set_submodule(name, layer.quantized_base)
+        if layer.frozen_base is not None:
+            model.set_submodule(name, layer.frozen_base)
             continue
         if merge and layer.active is not None and not layer.merged:
             layer.merge()
@@ -497,7 +544,7 @@ def load_lora(model: Module, path: str | os.PathLike, adapter_name: str | None =
         if module is None:
             problems.append(f"{layer_name}: no such layer in the model")
             continue
-        if not isinstance(module, LORA_BASES):
+        if not is_lora_target(module):
             problems.append(f"{layer_name}: a {type(module).__name__}, not a Linear layer")
             continue
         r = layer_config["r"]

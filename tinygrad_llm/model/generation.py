@@ -22,7 +22,6 @@ the same either way (to float rounding), only faster.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -32,7 +31,6 @@ from .gpt import KVCache
 from .nn import check_token_ids
 from ..core.checks import (check_finite_array, check_float, check_fraction, check_int, check_non_negative,
                            check_positive, check_positive_int)
-from ..core.tensor import no_grad
 
 # ----------------------------------------------------------------------------------------------
 # Checking the settings
@@ -188,18 +186,6 @@ class _NextTokenLogits:
             self.cache.reorder(origins)
 
 
-@contextmanager
-def _inference_mode(model):
-    """Eval mode and no graph for the duration, then the model's own mode back (even on an error)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 # ----------------------------------------------------------------------------------------------
 # Greedy decoding and sampling
 
@@ -238,7 +224,7 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     finished = np.zeros(B, dtype=bool)
     finished_with = np.zeros(B, dtype=np.int64)
     next_logits = _NextTokenLogits(model, B, use_cache)
-    with _inference_mode(model):
+    with model.inference():
         for _ in range(max_new_tokens):
             logits = _finite_logits(next_logits(tokens[:, :length]))                # (B, V)
             logits = apply_repetition_penalty(logits, tokens[:, :length], repetition_penalty)
@@ -326,7 +312,7 @@ def beam_search(model, idx, max_new_tokens: int, num_beams: int = 4, length_pena
     hypotheses: list[Beam] = []            # finished ones, at most num_beams, best first
     next_logits = _NextTokenLogits(model, 1, use_cache)
     done = False
-    with _inference_mode(model):
+    with model.inference():
         for step in range(1, max_new_tokens + 1):
             log_probs = _log_softmax(_finite_logits(next_logits(running)))                       # (beams, V)
             candidates = (running_log_prob[:, None] + log_probs).reshape(-1)       # (beams * V,)

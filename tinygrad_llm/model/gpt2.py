@@ -1,6 +1,6 @@
 """GPT-2 checkpoints in and out: Hugging Face's files for our GPT (after lesson 07).
 
-Our ``GPT`` is GPT-2's architecture, so OpenAI's released weights fit it once three things are
+Our ``GPT`` (``gpt``) is GPT-2's architecture, so OpenAI's released weights fit it once three things are
 translated:
 
 * names: Hugging Face names the layers after OpenAI's original code (``h.0.attn.c_attn``), we name
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text.bpe import GPT2_SPLIT_PATTERN, BPETokenizer
+from ..text.bpe import BPETokenizer
+from ..text.patterns import GPT2_SPLIT_PATTERN
 from ..core.files import write_text_atomically
-from .state import (_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
+from .state import (SAFETENSORS_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
                          save_safetensors)
 from .gpt import GPT, GPTConfig
 
@@ -145,7 +146,7 @@ class _StoredTensor:
     def __init__(self, path: Path, entry: dict, data_start: int):
         self.path, self.entry = path, entry
         self.offset = data_start + entry["data_offsets"][0]
-        self.file_dtype = np.dtype("<u2") if entry["dtype"] == "BF16" else _DTYPES[entry["dtype"]]
+        self.file_dtype = np.dtype("<u2") if entry["dtype"] == "BF16" else SAFETENSORS_DTYPES[entry["dtype"]]
         self.dtype = np.dtype(np.float32) if entry["dtype"] == "BF16" else self.file_dtype
         self.shape = tuple(entry["shape"])
 

@@ -14,12 +14,13 @@ with ``register_buffer``.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
 
 from ..core import functional as F
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, no_grad
 
 
 class Parameter(Tensor):
@@ -126,6 +127,26 @@ class Module:
 
     def eval(self) -> Module:
         return self.train(False)
+
+    @contextmanager
+    def inference(self) -> Iterator[Module]:
+        """Eval mode (dropout off) and no graph for a ``with`` block, then the previous mode back,
+        also when the block raises: the one way to evaluate, generate or extract features.
+
+            >>> layer = Dropout(0.5).train()
+            >>> with layer.inference():
+            ...     print(layer.training)
+            False
+            >>> layer.training
+            True
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                yield self
+        finally:
+            self.train(was_training)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter of this module; frozen parameters get no

@@ -34,14 +34,14 @@ import numpy as np
 
 from ..core.files import atomic_write
 
-# safetensors dtype names <-> NumPy dtypes (always little-endian on disk)
-_DTYPES = {
+# safetensors dtype names <-> NumPy dtypes (always little-endian on disk); gpt2 reads files lazily with it
+SAFETENSORS_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
     "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
     "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
-_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+_NAMES = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit; a larger one is corrupt
 
 
@@ -163,11 +163,11 @@ def _check_entry(path: Path, name: str, entry) -> tuple[int, int]:
             and all(type(n) is int and n >= 0 for n in offsets)):
         raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry "
                               f"(shape and data_offsets must be lists of non-negative integers)")
-    if not isinstance(dtype_name, str) or (dtype_name not in _DTYPES and dtype_name != "BF16"):
+    if not isinstance(dtype_name, str) or (dtype_name not in SAFETENSORS_DTYPES and dtype_name != "BF16"):
         raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype_name}, which this "
-                              f"loader does not support (supported: {', '.join(_DTYPES)}, BF16)")
+                              f"loader does not support (supported: {', '.join(SAFETENSORS_DTYPES)}, BF16)")
     begin, end = offsets
-    itemsize = 2 if dtype_name == "BF16" else _DTYPES[dtype_name].itemsize
+    itemsize = 2 if dtype_name == "BF16" else SAFETENSORS_DTYPES[dtype_name].itemsize
     # careful: math.prod of Python ints cannot overflow, where an int64 product wraps around
     expected = math.prod(shape) * itemsize
     if end < begin or end - begin != expected:
@@ -212,7 +212,7 @@ def load_safetensors(path: str | os.PathLike, mmap: bool = False) -> tuple[dict[
 
 
 def _file_dtype(entry: dict) -> np.dtype:
-    return np.dtype("<u2") if entry["dtype"] == "BF16" else _DTYPES[entry["dtype"]]
+    return np.dtype("<u2") if entry["dtype"] == "BF16" else SAFETENSORS_DTYPES[entry["dtype"]]
 
 
 def _from_file_dtype(array: np.ndarray, entry: dict) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Byte-level byte-pair encoding (BPE): the tokenizer of GPT-2 and GPT-4, written out (lesson 02).
 
+Unlike ``simple``'s character and word tokenizers, BPE learns its vocabulary from the text, has no
+unknown token and keeps frequent words whole.
+
 Text becomes UTF-8 bytes, so the 256 byte values already spell every string and no input is ever
 "unknown". Training then repeats one step: find the most frequent adjacent pair of tokens and
 replace it everywhere by a new token. After ``k`` steps the vocabulary has ``256 + k`` tokens and
@@ -21,8 +24,9 @@ Three ideas make it the tokenizer of real models:
 * encoding applies the learned merges in the order they were learned (their rank), which is what
   reproduces the training segmentation on new text.
 
-Saving, loading, tiktoken ranks and GPT-2's ``vocab.json`` + ``merges.txt`` live in
-``bpe_formats.py``; the methods here forward to it.
+The split patterns live in ``patterns``; saving, loading, tiktoken ranks and GPT-2's
+``vocab.json`` + ``merges.txt`` live in ``formats``, which works on plain tables
+(``TokenizerTables``) that the methods here hand over and build from.
 """
 
 from __future__ import annotations
@@ -38,20 +42,10 @@ from typing import NamedTuple
 import numpy as np
 import regex
 
-# GPT-2's pre-tokenizer: contractions, optional space + letters, optional space + digits,
-# optional space + other symbols, then whitespace. `\s+(?!\S)` leaves the last space of a run
-# to the word after it, so " world" keeps its leading space.
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+from . import formats
+from .formats import TokenizerTables
+from .patterns import ENDOFTEXT, pattern_name, resolve_pattern
 
-# GPT-4's (tiktoken's cl100k_base): case-insensitive contractions, numbers in groups of at most
-# three digits (so "2024" is "202" + "4", and the vocabulary is not spent on every year), a
-# leading non-letter may join a word, and newlines are split from other whitespace.
-# `?+`, `++`, `*+` are possessive (no backtracking), which the `regex` package supports.
-GPT4_SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
-                      r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
-
-NAMED_PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
-ENDOFTEXT = "<|endoftext|>"
 
 _INFINITY = float("inf")
 _CACHE_MAX_ENTRIES = 1 << 17   # pre-tokens remembered by encode; the cache is emptied when full
@@ -68,28 +62,6 @@ class BatchEncoding(NamedTuple):
 
     ids: np.ndarray
     attention_mask: np.ndarray
-
-
-def resolve_pattern(pattern: str | None) -> str | None:
-    """The regex for ``"gpt2"``, ``"gpt4"``, ``None`` (no split) or a custom regex string."""
-    if pattern is None:
-        return None
-    if not isinstance(pattern, str):
-        raise TypeError(f"pattern must be 'gpt2', 'gpt4', None or a regex string, not {type(pattern).__name__}")
-    pattern = NAMED_PATTERNS.get(pattern, pattern)
-    try:
-        regex.compile(pattern)
-    except regex.error as error:
-        raise ValueError(f"pattern {pattern!r} is not a valid regex: {error}") from None
-    return pattern
-
-
-def pattern_name(pattern: str | None) -> str | None:
-    """``"gpt2"``/``"gpt4"`` for the named patterns, else the pattern itself (for messages)."""
-    for name, known in NAMED_PATTERNS.items():
-        if pattern == known:
-            return name
-    return pattern
 
 
 def _lone_surrogate_error(text: str) -> ValueError:
@@ -145,7 +117,10 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
     ``token``, ``next_``, ``prev``), and ``where[pair]`` remembers the positions where the pair
     starts. A merge visits only those positions and changes the pair counts around each one, never
     recounting the corpus. A lazy max-heap finds the best pair: an entry whose count went stale is
-    pushed back with the true count when it surfaces.
+    pushed back with the true count when it surfaces. Runs of equal tokens ("aaaa...", a million
+    spaces) would make that local update walk the whole run at every occurrence; a merge of
+    (x, x) therefore rewrites each run at once by formula, and a run of new tokens keeps its
+    length as it grows, so training stays linear in the text whatever it holds.
     """
     token: list[int] = []     # token id at each position; -1 once merged into its left neighbour
     next_: list[int] = []     # position of the next token of the same word, -1 at the word's end
@@ -197,6 +172,51 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
                 last = pair
             node = after
 
+    def merge_run(i: int, new: int, weight: int, touched: set) -> None:
+        # Merge (x, x) along the whole run of x starting at i at once: L tokens become L // 2 new
+        # tokens (and one x if L is odd), pairing them left to right as merging does. Positions
+        # arrive in increasing order, so the first valid one of a run is its start; the other
+        # positions of the run are stale afterwards. The counts change by formula, not by a
+        # recount, so a run of a million equal bytes costs one pass, not a pass per occurrence:
+        #   before  (u, x) + floor(L / 2) (x, x) + (x, v)
+        #   after   (u, new) + floor(m / 2) (new, new) + (new, x) + (x, v)   [L = 2m + 1]
+        #           (u, new) + floor(m / 2) (new, new) + (new, v)            [L = 2m]
+        # where u and v are the run's neighbours, never x because the run is maximal.
+        x, left = token[i], prev[i]
+        made = []
+        node = i
+        while node >= 0 and token[node] == x and (partner := next_[node]) >= 0 and token[partner] == x:
+            token[node], token[partner] = new, -1      # splice the partner out of the list
+            after = next_[partner]
+            next_[node] = after
+            if after >= 0:
+                prev[after] = node
+            made.append(node)
+            node = after
+        leftover = node >= 0 and token[node] == x
+        right = next_[node] if leftover else node       # the right neighbour v, or -1
+
+        def change(pair: tuple[int, int], delta: int, position: int = -1) -> None:
+            stats[pair] = stats.get(pair, 0) + delta
+            if position >= 0:
+                where.setdefault(pair, set()).add(position)
+                touched.add(pair)
+
+        change((x, x), -len(made) * weight)            # floor(L / 2) = m occurrences merged
+        if left >= 0:
+            change((token[left], x), -weight)
+            change((token[left], new), weight, left)
+        if len(made) > 1:
+            pair = (new, new)
+            stats[pair] = stats.get(pair, 0) + len(made) // 2 * weight
+            where.setdefault(pair, set()).update(made[:-1])
+            touched.add(pair)
+        if leftover:
+            change((new, x), weight, made[-1])          # (x, v) stays as it was
+        elif right >= 0:
+            change((x, token[right]), -weight)
+            change((new, token[right]), weight, made[-1])
+
     vocab = [bytes([b]) for b in range(256)]
     merges: list[tuple[int, int]] = []
     while len(merges) < num_merges:
@@ -217,29 +237,40 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
             print(f"merge {len(merges):>5}/{num_merges}: ({a}, {b}) -> {new} {vocab[new]!r} count {count}")
 
         touched: set[tuple[int, int]] = set()
+        # the run of new tokens this merge has just built, ending at run_end: "ababab" becomes
+        # new new new one occurrence at a time, and the (new, new) count depends on its length
+        run_end, run_length = -1, 0
         # positions in increasing order = left to right inside each word, as merging applies
         for i in sorted(where.pop(pair)):
             j = next_[i]
             if token[i] != a or j < 0 or token[j] != b:
                 continue      # stale position: an earlier merge changed it
-            # The region whose pair counts can change: from the start of the run of equal tokens
-            # holding the left neighbour to the end of the run holding the right neighbour. Runs
-            # matter because (x, x) counts depend on the run's length; the pairs at the region's
-            # borders join unequal, unchanged tokens, so they are the same before and after.
+            weight = freq[i]
+            if a == b:
+                merge_run(i, new, weight, touched)
+                continue
+            # The region whose pair counts can change, from the left neighbour to the right one.
+            # careful: a run of equal tokens beside the merge changes length, and (x, x) counts
+            # depend on that length (floor(L / 2)), so the region must start at the start of a
+            # run of a's and end at the end of a run of b's; a run of new tokens on the left is
+            # the one this loop is building, whose length we know without walking it.
             start = prev[i]
+            correction = 0
             if start < 0:
                 start = i
-            else:
-                left = token[start]
-                while prev[start] >= 0 and token[prev[start]] == left:
+            elif token[start] == a:
+                while prev[start] >= 0 and token[prev[start]] == a:
                     start = prev[start]
+            elif start == run_end:
+                # counting from the run's last token sees one (new, new) more; a run of even
+                # length L gains none by growing to L + 1 (floor(L / 2) = floor((L + 1) / 2))
+                correction = weight if run_length % 2 == 0 else 0
             end = next_[j]
             if end >= 0:
-                right = token[end]
-                while next_[end] >= 0 and token[next_[end]] == right:
-                    end = next_[end]
+                if token[end] == b:
+                    while next_[end] >= 0 and token[next_[end]] == b:
+                        end = next_[end]
                 end = next_[end]
-            weight = freq[i]
             add_pairs(start, end, -1, weight)
             token[i], token[j] = new, -1          # splice j out of the linked list
             after = next_[j]
@@ -247,6 +278,10 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int,
             if after >= 0:
                 prev[after] = i
             add_pairs(start, end, +1, weight, new, touched)
+            if correction:
+                stats[(new, new)] -= correction
+            run_length = run_length + 1 if prev[i] == run_end and run_end >= 0 else 1
+            run_end = i
         # only pairs containing the new token can have grown; all others only shrank, and their
         # stale heap entries are corrected when they surface
         for grown in touched:
@@ -343,13 +378,22 @@ def _merge_long(ids: list[int], ranks: dict, merges: dict) -> list[int]:
 
 
 def _as_id_list(ids) -> list:
+    """``ids`` as a list of ints, or a clear error: ids are integers, never floats, bools or None."""
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1:
             raise ValueError(f"expected a 1-D sequence of token ids, got an array of shape {ids.shape}")
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"token ids must be integers, got an array of dtype {ids.dtype}")
         return ids.tolist()
-    if isinstance(ids, (str, bytes)):
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         raise TypeError(f"expected a sequence of token ids, got {type(ids).__name__}")
-    return list(ids)
+    ids = list(ids)
+    # careful: 97.0 == 97 and True == 1 as dict keys, so a float or bool id would decode silently
+    for kind in set(map(type, ids)):
+        if kind is not int and not (issubclass(kind, np.integer) or (issubclass(kind, int) and kind is not bool)):
+            bad = next(i for i in ids if type(i) is kind)
+            raise TypeError(f"token ids must be integers, got {bad!r} ({kind.__name__})")
+    return ids
 
 
 class BPETokenizer:
@@ -694,37 +738,58 @@ class BPETokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     # ------------------------------------------------------------------ files and other formats
+    def tables(self) -> TokenizerTables:
+        """The plain tables that define this tokenizer (what the file formats read and write)."""
+        return TokenizerTables([(a, b, new) for (a, b), new in self._merges.items()], dict(self._special_tokens),
+                               self.pattern, list(self._byte_ids))
+
+    @classmethod
+    def from_tables(cls, tables: TokenizerTables, source: str | Path | None = None) -> BPETokenizer:
+        """Build a tokenizer from plain tables; ``source`` (a file) is named in any error."""
+        try:
+            return cls(tables.merges, tables.special_tokens, tables.pattern, tables.byte_ids)
+        except (ValueError, TypeError) as error:
+            if source is None:
+                raise
+            raise ValueError(f"{source}: {error}") from None
+
     def save(self, path: str | Path) -> None:
-        """Write our readable JSON format (see ``bpe_formats``), atomically."""
-        from .formats import save_tokenizer
-        save_tokenizer(self, path)
+        """Write our readable JSON format (see ``formats``), atomically."""
+        formats.save_tokenizer(self.tables(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
         """Read a file written by ``save``; a damaged or foreign file raises ``ValueError`` naming it."""
-        from .formats import load_tokenizer
-        return load_tokenizer(path)
+        return cls.from_tables(formats.load_tokenizer(path), path)
 
     def to_tiktoken_ranks(self) -> dict[bytes, int]:
         """tiktoken's ``mergeable_ranks``: token bytes -> id, for ``tiktoken.Encoding``."""
-        from .formats import to_tiktoken_ranks
-        return to_tiktoken_ranks(self)
+        return formats.to_tiktoken_ranks(self._vocab)
 
     @classmethod
     def from_tiktoken_ranks(cls, ranks: dict[bytes, int], pattern: str | None = "gpt4",
                             special_tokens: dict[str, int] | None = None) -> BPETokenizer:
         """Rebuild the merges from tiktoken-style ranks (bytes -> rank, which is also the id)."""
-        from .formats import from_tiktoken_ranks
-        return from_tiktoken_ranks(ranks, pattern, special_tokens)
+        return cls.from_tables(formats.from_tiktoken_ranks(ranks, pattern, special_tokens))
+
+    @classmethod
+    def from_tiktoken_file(cls, path: str | Path, pattern: str | None = "gpt4",
+                           special_tokens: dict[str, int] | None = None) -> BPETokenizer:
+        """Load a ``.tiktoken`` ranks file (``base64 rank`` per line); special tokens are given apart."""
+        ranks = formats.read_tiktoken_file(path)
+        try:
+            tables = formats.from_tiktoken_ranks(ranks, pattern, special_tokens)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        return cls.from_tables(tables, path)
 
     def save_gpt2(self, folder: str | Path) -> None:
         """Write GPT-2's ``vocab.json`` and ``merges.txt`` into ``folder``."""
-        from .formats import save_gpt2
-        save_gpt2(self, folder)
+        formats.save_gpt2(self.tables(), folder)
 
     @classmethod
     def from_gpt2(cls, source: str | Path | tuple[str | Path, str | Path],
                   pattern: str | None = "gpt2") -> BPETokenizer:
         """Load GPT-2-style files: a folder with ``vocab.json`` + ``merges.txt``, or both paths."""
-        from .formats import load_gpt2
-        return load_gpt2(source, pattern)
+        tables = formats.load_gpt2(source, pattern)
+        return cls.from_tables(tables, source if isinstance(source, (str, Path)) else source[1])

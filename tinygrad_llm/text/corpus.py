@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bpe import ENDOFTEXT   # "<|endoftext|>", GPT-2's document separator
+from .patterns import ENDOFTEXT   # "<|endoftext|>", GPT-2's document separator
 
 # reStructuredText headings are a title line underlined by one repeated character of the same
 # length; the documentation topics use * for the page title and = - ~ for deeper levels.

@@ -20,8 +20,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from .patterns import ENDOFTEXT   # "<|endoftext|>", the document separator every tokenizer shares
+
 UNK = "<|unk|>"
-ENDOFTEXT = "<|endoftext|>"
 
 # Special tokens first (so "<|endoftext|>" stays whole), then "--", then runs of word characters
 # (letters, digits, underscore), then any single other non-space character. Whitespace is dropped,

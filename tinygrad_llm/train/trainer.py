@@ -45,7 +45,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from ..core.checks import check_float, check_int, check_non_negative, check_positive, check_positive_int
-from ..core.tensor import Tensor, no_grad
+from ..core.tensor import Tensor
 from ..model.gpt import GPT, GPTConfig
 from ..model.nn import Module, Parameter
 from ..model.state import (CheckpointError, check_state, config_from_metadata, load_safetensors,
@@ -203,14 +203,11 @@ def estimate_loss(model: GPT, tokens: np.ndarray, batch_size: int, num_batches: 
     """Mean next-token loss over ``num_batches`` random windows drawn with a fixed seed (so the
     same windows every time), in eval mode and without a graph."""
     rng = np.random.default_rng(seed)
-    was_training = model.training
-    model.eval()
     losses = []
-    with no_grad():
+    with model.inference():
         for _ in range(num_batches):
             inputs, targets = random_batch(tokens, batch_size, model.config.context_length, rng)
             losses.append(model(inputs, targets)[1].item())
-    model.train(was_training)
     return float(np.mean(losses))
 
 

@@ -1,0 +1,112 @@
+"""The course map (lesson 01 onwards): each lesson's number, file, title, part and new modules.
+
+This is the one place that says which lesson introduces which module. ``lessons/run_all.py``
+runs the lessons in this order, the README's lesson table repeats these titles, and the tests
+check that both agree with it and that each module's docstring names the lesson listed here.
+``NEIGHBOURS`` pairs a module with the one it builds on, whose name its docstring mentions when
+it says what it adds.
+
+    >>> lesson_of("text.bpe").file
+    '02_tokenization.py'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson: ``modules`` are the package modules it introduces, relative to the package
+    (``"text.bpe"`` is ``tinygrad_llm.text.bpe``)."""
+
+    number: int
+    file: str
+    title: str
+    part: str
+    modules: tuple[str, ...] = ()
+
+
+COURSE: tuple[Lesson, ...] = (
+    Lesson(1, "01_autograd.py",
+           "derivatives by hand, the chain rule, the Tensor and its graph, gradient checking, a tiny MLP",
+           "the engine", ("core.tensor", "core.functional", "core.gradcheck", "core.checks", "core.parallel",
+                          "course.settings", "course.map")),
+    Lesson(2, "02_tokenization.py",
+           "words, unknown words, bytes, byte-level BPE trained by hand on the real corpus",
+           "text", ("text.simple", "text.patterns", "text.bpe", "text.formats", "text.corpus", "course.recipe")),
+    Lesson(3, "03_data_loading.py", "the token array, next-token targets, sliding windows and batches",
+           "text", ("text.data",)),
+    Lesson(4, "04_embeddings.py",
+           "embedding tables, learned and sinusoidal positions, word vectors trained and projected to 2-D",
+           "the model", ("model.nn",)),
+    Lesson(5, "05_attention.py",
+           "self-attention step by step: weights, scaling, the causal mask, dropout, multiple heads",
+           "the model", ("core.attention", "model.gpt")),
+    Lesson(6, "06_gpt_model.py",
+           "layer norm, GELU, residuals, the transformer block, the GPT; parameters and memory of GPT-2",
+           "the model", ("scale.memory",)),
+    Lesson(7, "07_pretraining.py",
+           "pretraining on the corpus with AdamW; loss curves, perplexity against a bigram baseline, a checkpoint",
+           "training", ("train.optim", "train.trainer", "model.state", "evaluate.perplexity", "model.generation",
+                        "model.gpt2", "cli.main", "__main__")),
+    Lesson(8, "08_decoding.py",
+           "greedy, temperature, top-k, top-p, beam search; the KV cache and its speed-up, measured",
+           "decoding and evaluation"),
+    Lesson(9, "09_evaluation.py",
+           "perplexity with a sliding window, ROUGE and BLEU by hand and by the library, what each misses",
+           "decoding and evaluation", ("evaluate.metrics",)),
+    Lesson(10, "10_classification_finetuning.py",
+           "a topic classifier: baselines, new heads on a frozen GPT, top blocks, full fine-tuning, their memory",
+           "fine-tuning", ("finetune.topic_task", "finetune.baselines", "finetune.classifier")),
+    Lesson(11, "11_instruction_finetuning.py",
+           "instruction tuning with a response-only loss; forgetting, and how replay and LoRA reduce it",
+           "fine-tuning", ("finetune.instruction_data", "finetune.instruction_tuning", "evaluate.answers")),
+    Lesson(12, "12_lora_and_peft.py",
+           "LoRA, prompt tuning and bottleneck adapters against full fine-tuning; merging, saving, switching adapters",
+           "fine-tuning", ("finetune.lora", "finetune.adapters")),
+    Lesson(13, "13_quantization.py",
+           "int8 and int4 weights (per tensor, channel, group; zero points), W8A8, outliers, bf16/fp16, QAT, QLoRA",
+           "compression", ("compress.quantize", "compress.calibration", "compress.quantized_state", "compress.qat",
+                           "compress.lowprec", "compress.qlora")),
+    Lesson(14, "14_pruning.py",
+           "magnitude pruning, layer-wise and global, masks held through training, heads and neurons, sparse storage",
+           "compression", ("compress.pruning", "compress.structured", "compress.sparse")),
+    Lesson(15, "15_distillation.py",
+           "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
+           "compression", ("compress.distill",)),
+)
+
+# module -> the module it builds on (its docstring says what it adds over it)
+NEIGHBOURS: dict[str, str] = {
+    "core.attention": "core.functional",
+    "text.bpe": "text.simple",
+    "text.formats": "text.bpe",
+    "text.patterns": "text.bpe",
+    "model.gpt2": "model.gpt",
+    "finetune.adapters": "finetune.lora",
+    "compress.qlora": "finetune.lora",
+    "compress.qat": "compress.quantize",
+    "compress.quantized_state": "model.state",
+    "compress.structured": "compress.pruning",
+    "compress.sparse": "compress.pruning",
+    "compress.distill": "train.trainer",
+    "evaluate.answers": "evaluate.metrics",
+}
+
+
+def lesson(number: int) -> Lesson:
+    """The lesson with this number."""
+    for entry in COURSE:
+        if entry.number == number:
+            return entry
+    raise KeyError(f"no lesson {number}; the course has lessons {COURSE[0].number}..{COURSE[-1].number}")
+
+
+def lesson_of(module: str) -> Lesson:
+    """The lesson that introduces ``module`` (``"text.bpe"``, package prefix optional)."""
+    name = module.removeprefix("tinygrad_llm.")
+    for entry in COURSE:
+        if name in entry.modules:
+            return entry
+    raise KeyError(f"no lesson introduces {module!r}; add it to tinygrad_llm/course/map.py")
