@@ -4,9 +4,11 @@ into another's private names.
 Every import is read with ``ast``, including the ones inside functions (an import hidden in a
 method body is still a dependency, it only runs later). The order of the areas follows the course:
 
-    core < text < model < train = evaluate = scale < finetune < compress < align < course < cli
+    core < text < model < train = evaluate = scale < finetune = distributed < compress < align
+    < course < cli
 
-Areas on one level (train, evaluate, scale) are siblings and may not import each other.
+Areas on one level (train, evaluate, scale; finetune, distributed) are siblings and may not import
+each other.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tinygrad_llm"
 PACKAGE = PACKAGE_DIR.name
 
 AREA_LEVEL = {"core": 0, "text": 1, "model": 2, "train": 3, "evaluate": 3, "scale": 3, "finetune": 4,
-              "compress": 5, "align": 6, "course": 7, "cli": 8}
+              "distributed": 4, "compress": 5, "align": 6, "course": 7, "cli": 8}
 TOP_LEVEL = max(AREA_LEVEL.values()) + 1   # tinygrad_llm/__init__.py and __main__.py sit above all
 
 

@@ -69,7 +69,7 @@ def test_every_lesson_has_one_part_and_the_parts_are_the_course_order():
     numbers = [n for _, lessons in PARTS for n in lessons]
     assert numbers == sorted(numbers) and len(numbers) == len(set(numbers))
     assert [part_of(int(p.name[:2])) for p in LESSONS]   # every lesson is in the table
-    with pytest.raises(ValueError, match="lesson 99 has no part"):
+    with pytest.raises(ValueError, match="lesson 99 is not in the course map"):
         part_of(99)
 
 

@@ -1,4 +1,5 @@
-"""The course as a static HTML book: every lesson executed, in parts, with an API reference.
+"""The course as a static HTML book: every lesson executed, in parts, with an API reference
+(lessons 01 onwards).
 
 Unlike ``notebooks`` (which only executes the lessons), this module renders them into a website:
 
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .map import COURSE, PARTS as BOOK_PARTS, lesson
 from .notebooks import build_notebooks, find_lessons, lesson_number, select_lessons
 from .settings import output_dir
 
@@ -41,16 +43,9 @@ PACKAGE = "tinygrad_llm"
 
 # The parts of the course, in order, and the lessons in each (by number). A part whose lessons do
 # not exist yet is listed with none; a lesson missing from this table stops the build.
-PARTS: tuple[tuple[str, tuple[int, ...]], ...] = (
-    ("Foundations", (1, 2, 3, 4, 5, 6)),
-    ("Pretraining", (7,)),
-    ("Model families", ()),
-    ("Decoding and evaluation", (8, 9)),
-    ("Scale", ()),
-    ("Fine-tuning", (10, 11, 12)),
-    ("Compression and deployment", (13, 14, 15)),
-    ("Alignment", ()),
-)
+# the book's parts and the lessons in each, from the course map
+PARTS: tuple[tuple[str, tuple[int, ...]], ...] = tuple(
+    (part, tuple(entry.number for entry in COURSE if entry.part == part)) for part in BOOK_PARTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +62,11 @@ class Chapter:
 
 
 def part_of(number: int) -> str:
-    for part, numbers in PARTS:
-        if number in numbers:
-            return part
-    raise ValueError(f"lesson {number:02d} has no part in PARTS ({__name__}); add it to its part")
+    """The book part of lesson ``number`` (from the course map)."""
+    try:
+        return lesson(number).part
+    except KeyError:
+        raise ValueError(f"lesson {number:02d} is not in the course map (tinygrad_llm/course/map.py)") from None
 
 
 def lesson_title(notebook) -> str:

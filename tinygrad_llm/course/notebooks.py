@@ -1,4 +1,4 @@
-"""The lessons as executed Jupyter notebooks (every lesson; the book is built from them).
+"""The lessons as executed Jupyter notebooks (lessons 01 onwards; the book is built from them).
 
 A lesson is a percent-format script (``lessons/NN_topic.py``): ``# %% [markdown]`` cells hold the
 text and ``# %%`` cells the code. jupytext reads it as a notebook and nbclient runs that notebook

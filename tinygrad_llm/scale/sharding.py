@@ -1,4 +1,5 @@
-"""Training memory per rank, by precision and ZeRO stage, and the bytes each step communicates.
+"""Training memory per rank, by precision and ZeRO stage, and the bytes each step communicates
+(the scale lessons).
 
 Unlike ``memory``, which sizes one model in one process, this module asks what each of R ranks
 holds when data-parallel training shares the work. With Ψ parameters and Adam, every rank of plain
