@@ -496,3 +496,19 @@ assert on_previous["with"] > 0.9, "with positions, attention learns to find the 
 assert on_previous["without"] < chance + 0.1, "without positions, it cannot"
 assert gradients_ok and fused_ok
 print("all checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Causal self-attention in NumPy.** Causal self-attention, forward only, in plain NumPy. Edit
+#    `exercises/05_1.py`, then run `tinygrad-llm exercise check 05.1`.
+# 2. **Predict: the size of the attention weights.** Predict how many bytes the float32 attention
+#    weights of one layer take for batch 8, 4 heads and 128 tokens (one probability per query and
+#    key, in every head of every sequence). Edit `exercises/05_2.py`, then run `tinygrad-llm
+#    exercise check 05.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

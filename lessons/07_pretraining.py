@@ -35,6 +35,7 @@ import numpy as np
 
 from tinygrad_llm import GPT, Trainer, generate, perplexity, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.course import course_checkpoint_path, course_model_config, course_train_config
 from tinygrad_llm.train.trainer import load_model
 
@@ -138,7 +139,7 @@ ax.axhline(math.log(bigram_ppl), color="gray", linestyle="--", label="bigram bas
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy (nats per token)")
 ax.set_title("Pretraining the course GPT")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "07_loss_curves")
 
 # %% [markdown]
@@ -186,3 +187,17 @@ if QUICK:
 else:
     assert ratio <= TARGET_RATIO, f"GPT perplexity {gpt_ppl:.1f} is not below {TARGET_RATIO} x bigram"
 print("lesson 07 checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **One AdamW update by hand.** One AdamW update of one parameter, by hand (step t counts from 1).
+#    Edit `exercises/07_1.py`, then run `tinygrad-llm exercise check 07.1`.
+# 2. **Warmup then cosine decay.** The learning rate at a step: linear warmup, then cosine decay to
+#    min_lr. Edit `exercises/07_2.py`, then run `tinygrad-llm exercise check 07.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

@@ -40,6 +40,7 @@ import numpy as np
 
 from tinygrad_llm import generate, no_grad, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.model.generation import apply_repetition_penalty, beam_search, next_token_distribution
 from tinygrad_llm.model.gpt import KVCache
 from tinygrad_llm.course import course_model
@@ -159,7 +160,7 @@ for j, tau in enumerate(TEMPERATURES):
 ax.set_xticks(np.arange(len(shown)), [repr(tokenizer.decode([int(i)])) for i in shown], rotation=60)
 ax.set_ylabel("probability")
 ax.set_title(f"Next token after {PROMPT!r} at three temperatures")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "08_temperature")
 
 # %% [markdown]
@@ -203,14 +204,14 @@ twin.set_ylabel("cumulative probability", color="C3")
 left.set_xlabel("token rank (most likely first)")
 left.set_ylabel("probability")
 left.set_title(f"After {PROMPT!r}")
-left.legend(loc="lower left")
+legend_outside(left)
 right.hist(sizes, bins=np.geomspace(1, config.vocab_size, 40), color="C3")
 right.set_xscale("log")
 right.axvline(TOP_K, color="C0", linestyle="--", label=f"top-k: always {TOP_K}")
 right.set_xlabel(f"tokens kept by top-p = {TOP_P}")
 right.set_ylabel("validation positions")
 right.set_title("The nucleus adapts to the model's certainty")
-right.legend()
+legend_outside(right)
 save_figure(fig, "08_top_k_top_p")
 
 text_top_p = generate(model, prompt_ids, NEW_TOKENS, temperature=1.0, top_p=TOP_P, rng=rng)
@@ -330,7 +331,7 @@ ax.plot(CACHE_LENGTHS, np.array(times[True]) * 1e3, "o-", label="KV cache")
 ax.set_xlabel("new tokens (greedy)")
 ax.set_ylabel("milliseconds")
 ax.set_title("Generation time with and without the KV cache")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "08_kv_cache")
 
 # %% Closing checks: the claims of this lesson
@@ -348,3 +349,17 @@ if not QUICK:
     assert sizes.max() > 2 * sizes.min(), "the nucleus should vary with the model's certainty"
     assert speedup > 1.5, f"the cache should make generation clearly faster, got {speedup:.1f}x overall"
 print("lesson 08 checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Top-k sampling probabilities.** Next-token probabilities with temperature and top-k filtering.
+#    Edit `exercises/08_1.py`, then run `tinygrad-llm exercise check 08.1`.
+# 2. **Top-p (nucleus) probabilities.** Next-token probabilities with top-p (nucleus) filtering. Edit
+#    `exercises/08_2.py`, then run `tinygrad-llm exercise check 08.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

@@ -52,6 +52,7 @@ from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GP
                                          freeze, gradient_bytes, peak_memory, predict_logits,
                                          saved_activation_bytes, train_classifier)
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.evaluate.metrics import accuracy, confusion_matrix, macro_f1
 from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.finetune.baselines import (SoftmaxRegression, bag_of_words, best_keyword_rule,
@@ -305,13 +306,13 @@ ax.set_xlabel("trainable parameters")
 ax.set_ylabel("test accuracy")
 ax.set_title("Accuracy against what is trained")
 ax.set_xlim(right=ax.get_xlim()[1] * 8)   # room for the labels of the rightmost points
-ax.legend(loc="best", fontsize=8)
+legend_outside(ax, fontsize=8)
 for name, r in results.items():
     ax_curves.plot(r["history"].eval_steps, r["history"].val_accuracy, "o-", markersize=3, label=name)
 ax_curves.set_xlabel("training step")
 ax_curves.set_ylabel("validation accuracy")
 ax_curves.set_title("Validation accuracy during training")
-ax_curves.legend(fontsize=7)
+legend_outside(ax_curves, fontsize=7)
 save_figure(fig, "10_accuracy_vs_trainable")
 
 fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -362,3 +363,17 @@ if not QUICK:
     assert results["4. full fine-tune"]["accuracy"] >= bow_accuracy - 0.05, \
         "full fine-tuning should at least match bag-of-words"
 print("lesson 10 checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **A confusion matrix.** A confusion matrix from true and predicted class ids. Edit
+#    `exercises/10_1.py`, then run `tinygrad-llm exercise check 10.1`.
+# 2. **Macro-averaged F1 from a confusion matrix.** Macro-averaged F1 from a confusion matrix (rows
+#    true, columns predicted). Edit `exercises/10_2.py`, then run `tinygrad-llm exercise check 10.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

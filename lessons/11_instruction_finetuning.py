@@ -59,6 +59,7 @@ import numpy as np
 from tinygrad_llm import GPT, perplexity, course_corpus
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import label_axes, legend_outside, line_style
 from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, IGNORE_INDEX, PromptTemplate,
                                                     build_instruction_data, collate, encode_examples,
                                                     response_loss, validation_topics)
@@ -268,13 +269,12 @@ for name, r in {"untuned": untuned, **results}.items():
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-for name, r in results.items():
-    left.plot(r["history"].eval_steps, r["history"].val_perplexity, "o-", label=name)
+for k, (name, r) in enumerate(results.items()):
+    left.plot(r["history"].eval_steps, r["history"].val_perplexity, **line_style(k), label=name)
 left.axhline(base_ppl, color="gray", linestyle="--", label="pretrained")
-left.set_xlabel("instruction-tuning step")
-left.set_ylabel("perplexity on pretraining validation text")
-left.set_title("Forgetting during instruction tuning")
-left.legend()
+label_axes(left, "instruction-tuning step", "perplexity on pretraining validation text",
+           "Forgetting during instruction tuning")
+legend_outside(left, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
 names = ["untuned", *results]
 scores = [untuned, *results.values()]
 x = np.arange(len(names))
@@ -282,8 +282,8 @@ right.bar(x - 0.2, [s["exact_match"] for s in scores], width=0.4, label="exact m
 right.bar(x + 0.2, [s["rouge_l"] for s in scores], width=0.4, label="ROUGE-L F1")
 right.set_xticks(x, names)
 right.set_ylim(0, 1.3 * max(max(s["rouge_l"] for s in scores), 0.05))
-right.set_title("Held-out answers")
-right.legend()
+label_axes(right, "model", "score on held-out instructions (0 to 1)", "Held-out answers")
+legend_outside(right, fontsize=8)
 save_figure(fig, "11_instruction_finetuning")
 
 # %% [markdown]
@@ -322,3 +322,19 @@ if not QUICK:
     assert forgetting["full + replay"] < forgetting["full fine-tune"], "replay should forget less"
     assert forgetting["LoRA"] < forgetting["full fine-tune"], "LoRA should forget less"
 print("lesson 11 checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Mask the prompt out of the loss.** Keep only the response in the loss: targets that predict a
+#    prompt token are ignored. Edit `exercises/11_1.py`, then run `tinygrad-llm exercise check 11.1`.
+# 2. **Predict: how many tokens does the loss average over?.** Predict how many targets the loss
+#    averages over for one example: a 12-token prompt followed by a 7-token response (its end-of-text
+#    token included), with the prompt masked out. Edit `exercises/11_2.py`, then run `tinygrad-llm
+#    exercise check 11.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

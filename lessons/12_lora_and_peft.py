@@ -56,6 +56,7 @@ from tinygrad_llm.finetune.classifier import (ClassifierHead, FineTuneConfig, GP
                                          train_classifier)
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
+from tinygrad_llm.course.figures import label_axes, legend_outside, series_style
 from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, PromptTemplate, build_instruction_data,
                                                     collate, encode_examples, response_loss,
                                                     validation_topics)
@@ -523,24 +524,20 @@ print(f"references: the {TOPICS_ADAPTER} classifier of section 3 scored "
 # ## 7. Accuracy against trainable parameters
 
 # %%
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.6), layout="constrained")
 panels = ((left, classify, "accuracy", "test accuracy", "Topic classification (lesson 10's task)",
            majority_accuracy, "majority class"),
           (right, instruct, "exact_match", "held-out exact match", "Instruction answers (lesson 11's task)",
            untuned["exact_match"], "untuned model"))
-markers = {"full": "s", "LoRA": "o", "prompt": "^", "bottleneck": "D", "head": "v"}
-colors = {name: f"C{k}" for k, name in enumerate(dict.fromkeys([*classify, *instruct]))}  # one per method
+styles = {name: series_style(k) for k, name in enumerate(dict.fromkeys([*classify, *instruct]))}  # one per method
 for ax, results, key, ylabel, title, floor, floor_label in panels:
     for name, r in results.items():
-        marker = next(m for prefix, m in markers.items() if name.startswith(prefix))
-        ax.scatter(r["trainable"], r[key], marker=marker, s=60, color=colors[name], label=name)
+        ax.scatter(r["trainable"], r[key], s=60, **styles[name], label=name)
     ax.axhline(floor, color="gray", linestyle=":", label=floor_label)
     ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (log scale)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    label_axes(ax, "trainable parameters (log scale)", ylabel, title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="center right", fontsize=8)
+    legend_outside(ax, fontsize=8)   # outside the axes: it used to cover a point
 left.set_ylim(0, 1)
 save_figure(fig, "12_accuracy_vs_trainable")
 
@@ -610,3 +607,18 @@ if not QUICK:
     assert losses[0] > losses[1] > losses[2], \
         "on generation, more adapter parameters should fit the answers better"
 print(f"lesson 12 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Predict: the trainable parameters of one LoRA adapter.** Predict the trainable parameters of a
+#    rank-8 LoRA adapter on a Linear from 128 to 384 features. Edit `exercises/12_1.py`, then run
+#    `tinygrad-llm exercise check 12.1`.
+# 2. **The LoRA forward pass.** The forward pass of a Linear with a LoRA adapter. Edit
+#    `exercises/12_2.py`, then run `tinygrad-llm exercise check 12.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

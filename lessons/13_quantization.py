@@ -49,6 +49,7 @@ from tinygrad_llm import functional as F
 from tinygrad_llm.compress.calibration import calibrate
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
+from tinygrad_llm.course.figures import label_axes, legend_outside, series_style
 from tinygrad_llm.compress.lowprec import FORMATS, float32_to_bfloat16_bits, range_report, round_parameters_, round_to
 from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.finetune.lora import apply_lora
@@ -168,12 +169,12 @@ fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
 short = [n.replace("blocks.", "b").replace("attn.", "").replace("mlp.", "") for n in layer_names]
 positions = np.arange(len(layer_names))
 axes[0].bar(positions, [weight_ratio[n] for n in layer_names], color="C0")
-axes[0].set_ylabel("max |w| / RMS(w)")
+label_axes(axes[0], "Linear layer", "max |w| / RMS(w)")
 axes[0].set_title("Weight range of each Linear")
 axes[1].bar(positions, [stats[n].absmax for n in layer_names], color="C1", label="max |x|")
 axes[1].scatter(positions, [np.median(stats[n].channel_absmax) for n in layer_names], color="k",
                 zorder=3, label="median channel's max |x|")
-axes[1].set_ylabel("|input|")
+label_axes(axes[1], "Linear layer", "|input|")
 axes[1].set_title(f"Input range of each Linear ({CALIBRATION_BATCHES} calibration batches)")
 axes[1].legend(fontsize=8)
 for ax in axes[:2]:
@@ -505,17 +506,14 @@ for name, r in results.items():
           f"{100 * (r['ppl'] / reference['ppl'] - 1):>+8.2f}% {r['speed']:>9.0f}")
 print(f"({time.perf_counter() - lesson_start:.0f} s since the start of the lesson)")
 
-fig, ax = plt.subplots(figsize=(9, 5))
+fig, ax = plt.subplots(figsize=(11, 5), layout="constrained")
 for k, (name, r) in enumerate(results.items()):
-    marker = "s" if name == "float32" else ("^" if "weights" in name else ("D" if "QAT" in name else "o"))
-    ax.scatter(r["bytes"] / 1024, r["ppl"], marker=marker, s=50, color=f"C{k % 10}", label=name)
-ax.axhline(1.01 * reference["ppl"], color="gray", linestyle=":", label="float32 + 1% (the int8 target)")
+    ax.scatter(r["bytes"] / 1024, r["ppl"], s=50, **series_style(k), label=name)  # a colour and marker per method
+ax.axhline(1.01 * reference["ppl"], color="gray", linestyle=":", label="float32 + 1%")
 ax.set_xscale("log")
-ax.set_xlabel("weight bytes (KiB, log scale)")
-ax.set_ylabel("validation perplexity")
-ax.set_title("Smaller weights against perplexity (course model)")
+label_axes(ax, "weight bytes (KiB, log scale)", "validation perplexity", "Smaller weights against perplexity (course model)")
 ax.grid(alpha=0.3)
-ax.legend(fontsize=7, loc="upper right", ncol=2)
+legend_outside(ax, fontsize=7)
 save_figure(fig, "13_size_vs_perplexity")
 
 # %% [markdown]
@@ -592,3 +590,19 @@ if not QUICK:   # the quick model is barely trained: its weights are still near 
     int4_qlora = qlora[f"QLoRA, int4 group-{INT4_BASE.group_size} base"]
     assert int4_qlora["after"] <= 1.1 * qlora["LoRA, float32 base"]["after"], "QLoRA int4 should be close to LoRA"
 print(f"lesson 13 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Symmetric int8 quantization, one scale per row.** Quantize a matrix to int8 with one absmax
+#    scale per row, then dequantize it. Edit `exercises/13_1.py`, then run `tinygrad-llm exercise
+#    check 13.1`.
+# 2. **Predict: the bytes of an int8 matrix with per-row scales.** Predict the bytes of a (256, 512)
+#    weight stored as int8 codes with one float32 scale per row. Edit `exercises/13_2.py`, then run
+#    `tinygrad-llm exercise check 13.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

@@ -42,6 +42,7 @@ import numpy as np
 from tinygrad_llm import GPT, AdamW, Linear, no_grad, perplexity, course_corpus
 from tinygrad_llm.model.state import save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.text.data import random_batch
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.scale.memory import format_bytes
@@ -379,7 +380,7 @@ left.set_yscale("log")
 left.set_xlabel("sparsity of the block weights (%)")
 left.set_ylabel("validation perplexity (log scale)")
 left.set_title("What pruning costs, and what fine-tuning wins back")
-left.legend(fontsize=8)
+legend_outside(left, fontsize=8)
 left.grid(alpha=0.3)
 for key, label in (("dense", "dense"), ("csr", "CSR (values + uint16 columns + row starts)"),
                    ("bitmap", "bitmap (values + 1 bit per position)")):
@@ -389,7 +390,7 @@ right.axvline(100 * csr_even, color="gray", linestyle=":", label=f"CSR break-eve
 right.set_xlabel("sparsity of the block weights (%)")
 right.set_ylabel("model size (MiB)")
 right.set_title("Bytes to store the model")
-right.legend(fontsize=8)
+legend_outside(right, fontsize=8)
 right.grid(alpha=0.3)
 save_figure(fig, "14_pruning")
 
@@ -468,3 +469,18 @@ if not QUICK:  # the quick model is barely trained (near its unigram perplexity)
     assert curve["layer"][-1] < curve["global"][-1], "layer-wise should beat global at 90% on this model"
     assert embedding_ppl > layer_ppl_at, "pruning the tied embedding too should cost more perplexity"
 print(f"lesson 14 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **A magnitude-pruning mask.** The mask of magnitude pruning: remove the smallest weights by
+#    absolute value. Edit `exercises/14_1.py`, then run `tinygrad-llm exercise check 14.1`.
+# 2. **Predict: the weights left after pruning.** Predict how many weights a (48, 20) matrix keeps
+#    after magnitude pruning at 70 % sparsity. Edit `exercises/14_2.py`, then run `tinygrad-llm
+#    exercise check 14.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

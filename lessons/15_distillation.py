@@ -46,6 +46,7 @@ import numpy as np
 from tinygrad_llm import GPT, Tensor, TrainConfig, Trainer, gradcheck, perplexity, course_corpus
 from tinygrad_llm.model.state import save_safetensors
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.compress.distill import (Distiller, estimate_kl, kl_div_with_temperature,
                                   kl_div_with_temperature_composed, teacher_logits)
 from tinygrad_llm.model.generation import generate
@@ -316,7 +317,7 @@ left.set_xticklabels([repr(tokenizer.decode([int(i)])) + (" (label)" if i == lab
                      rotation=45, ha="right", fontsize=8)
 left.set_ylabel("teacher probability")
 left.set_title("Soft targets at one position: the teacher's top ten tokens")
-left.legend()
+legend_outside(left)
 for name, history in histories.items():
     right.plot([0] + history.eval_steps, [initial_val] + history.val_loss, "o-", label=f"student, {name}")
 right.axhline(teacher_val, color="gray", linestyle="--", label="teacher (lesson 07)")
@@ -324,7 +325,7 @@ right.set_xlabel("step")
 right.set_ylabel("validation cross-entropy (nats per token)")
 right.set_title(f"Same init, same batches, {STEPS} steps (alpha = {ALPHA} when distilled)")
 right.grid(alpha=0.3)
-right.legend()
+legend_outside(right)
 save_figure(fig, "15_distillation")
 
 # %% [markdown]
@@ -376,3 +377,17 @@ assert main_r["kl"] < plain_r["kl"], "the distilled student should be closer to 
 assert teacher_r["ppl"] < main_r["ppl"], "in so few steps the student does not reach its teacher"
 assert main_r["ppl"] < hot_r["ppl"], "for perplexity, T = 1 should beat T = 2 at this budget"
 print(f"lesson 15 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **The distillation loss.** The distillation loss: T^2 KL(teacher || student) on distributions
+#    softened by T. Edit `exercises/15_1.py`, then run `tinygrad-llm exercise check 15.1`.
+# 2. **Predict: a softened probability.** Predict the second probability of softmax([0, ln 9] / T) at
+#    temperature T = 2. Edit `exercises/15_2.py`, then run `tinygrad-llm exercise check 15.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.
