@@ -69,6 +69,7 @@ class TrainHistory:
     eval_steps: list[int] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     tokens_per_second: float = 0.0
+    grad_norm: list[float] = field(default_factory=list)   # before clipping, one per step
 
     @property
     def val_perplexity(self) -> list[float]:
@@ -147,6 +148,7 @@ class Trainer:
         self.step += 1
         self.history.steps.append(self.step)
         self.history.train_loss.append(value)
+        self.history.grad_norm.append(norm)
         return value
 
     def evaluate(self) -> float:
