@@ -295,12 +295,12 @@ for k, beam in enumerate(beams):
           f"{tokenizer.decode(beam.tokens[len(prompt_ids):].tolist())!r}")
 gain = beams[0].log_prob - greedy_log_prob
 if np.array_equal(beams[0].tokens, greedy_short) or abs(gain) < 1e-9:
-    verdict = "the same continuation as"
+    verdict = "the best beam is greedy's own continuation"
 else:
-    verdict = "likelier than" if gain > 0 else "less likely than"
-print(f"best beam vs greedy: log p {beams[0].log_prob:.2f} vs {greedy_log_prob:.2f}: the beam is {verdict} "
-      f"greedy by {abs(gain):.2f} nats, a likelihood ratio of {np.exp(gain):.3g} ({beam_seconds:.2f} s for "
-      f"{BEAMS} beams)")
+    verdict = (f"the best beam is {'likelier' if gain > 0 else 'less likely'} than greedy's by {abs(gain):.2f} "
+               f"nats, a likelihood ratio of {np.exp(gain):.3g}")
+print(f"best beam vs greedy: log p {beams[0].log_prob:.2f} vs {greedy_log_prob:.2f}: {verdict} "
+      f"({beam_seconds:.2f} s for {BEAMS} beams)")
 one_beam = beam_search(model, prompt_ids, BEAM_TOKENS, num_beams=1)[0]
 print(f"one beam is greedy: {np.array_equal(one_beam.tokens, greedy_short)}")
 
