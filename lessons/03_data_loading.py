@@ -319,7 +319,7 @@ print("all checks passed")
 # 1. **Cut a token array into training windows.** Cut a token array into (inputs, targets) windows of
 #    context_length tokens, every stride tokens. Edit `exercises/03_1.py`, then run `tinygrad-llm
 #    exercise check 03.1`.
-# 2. **Predict: how many windows does an epoch have?.** Predict how many windows of 64 tokens, one
+# 2. **Predict: how many windows does an epoch have?** Predict how many windows of 64 tokens, one
 #    every 48 tokens, fit in 1,000 tokens (each window needs its 64 inputs and the one token after
 #    them as a target). Edit `exercises/03_2.py`, then run `tinygrad-llm exercise check 03.2`.
 #

@@ -290,6 +290,7 @@ else:
 print("lesson 07 checks passed")
 
 
+
 # %% [markdown]
 # ## Exercises
 # Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
@@ -299,6 +300,10 @@ print("lesson 07 checks passed")
 #    Edit `exercises/07_1.py`, then run `tinygrad-llm exercise check 07.1`.
 # 2. **Warmup then cosine decay.** The learning rate at a step: linear warmup, then cosine decay to
 #    min_lr. Edit `exercises/07_2.py`, then run `tinygrad-llm exercise check 07.2`.
+# 3. **Change a setting: the warmup length.** Choose WARMUP_STEPS so that the
+#    learning rate at step 4 (counting from 0) is exactly half the peak. Then set it in TrainConfig,
+#    rerun the lesson and look at the schedule panel of 07_loss_curves: what do fewer or more warmup
+#    steps change? Edit `exercises/07_3.py`, then run `tinygrad-llm exercise check 07.3`.
 #
 # `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
 # `exercises/solutions/`: look there after you have tried.

@@ -439,6 +439,7 @@ if not QUICK:
 print("lesson 08 checks passed")
 
 
+
 # %% [markdown]
 # ## Exercises
 # Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
@@ -448,6 +449,10 @@ print("lesson 08 checks passed")
 #    Edit `exercises/08_1.py`, then run `tinygrad-llm exercise check 08.1`.
 # 2. **Top-p (nucleus) probabilities.** Next-token probabilities with top-p (nucleus) filtering. Edit
 #    `exercises/08_2.py`, then run `tinygrad-llm exercise check 08.2`.
+# 3. **Change a setting: the temperature.** Find the temperature at which the top
+#    token of the logits [2, 1, 0] gets probability 0.9 (within 0.005). Then change TEMPERATURES in
+#    the lesson and look at 08_temperature: how does the bar of the top token move? Edit
+#    `exercises/08_3.py`, then run `tinygrad-llm exercise check 08.3`.
 #
 # `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
 # `exercises/solutions/`: look there after you have tried.

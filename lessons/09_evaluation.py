@@ -487,7 +487,7 @@ print("lesson 09 checks passed")
 #
 # 1. **Perplexity from per-token losses.** Perplexity from the per-token negative log-likelihoods of a
 #    text. Edit `exercises/09_1.py`, then run `tinygrad-llm exercise check 09.1`.
-# 2. **Predict: how many windows does a strided evaluation need?.** Predict how many windows
+# 2. **Predict: how many windows does a strided evaluation need?** Predict how many windows
 #    `sliding_windows(200, 64, 32)` makes to score every target of 200 tokens with a 64-token context
 #    and stride 32. Edit `exercises/09_2.py`, then run `tinygrad-llm exercise check 09.2`.
 #

@@ -330,7 +330,7 @@ print("lesson 11 checks passed")
 #
 # 1. **Mask the prompt out of the loss.** Keep only the response in the loss: targets that predict a
 #    prompt token are ignored. Edit `exercises/11_1.py`, then run `tinygrad-llm exercise check 11.1`.
-# 2. **Predict: how many tokens does the loss average over?.** Predict how many targets the loss
+# 2. **Predict: how many tokens does the loss average over?** Predict how many targets the loss
 #    averages over for one example: a 12-token prompt followed by a 7-token response (its end-of-text
 #    token included), with the prompt masked out. Edit `exercises/11_2.py`, then run `tinygrad-llm
 #    exercise check 11.2`.

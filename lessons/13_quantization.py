@@ -600,6 +600,7 @@ if not QUICK:   # the quick model is barely trained: its weights are still near 
 print(f"lesson 13 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
 
 
+
 # %% [markdown]
 # ## Exercises
 # Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
@@ -611,6 +612,10 @@ print(f"lesson 13 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
 # 2. **Predict: the bytes of an int8 matrix with per-row scales.** Predict the bytes of a (256, 512)
 #    weight stored as int8 codes with one float32 scale per row. Edit `exercises/13_2.py`, then run
 #    `tinygrad-llm exercise check 13.2`.
+# 3. **Change a setting: the int4 group size.** Pick the int4 group size that stores
+#    exactly 5 bits (0.625 bytes) per weight of a (64, 256) matrix, scales included. Then try it in
+#    the lesson's GROUP_SIZES and find it in 13_size_vs_perplexity: what does it cost in perplexity?
+#    Edit `exercises/13_3.py`, then run `tinygrad-llm exercise check 13.3`.
 #
 # `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
 # `exercises/solutions/`: look there after you have tried.

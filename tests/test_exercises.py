@@ -35,8 +35,10 @@ WRONG = {
     "06.2": ("np.sqrt(var + eps)", "np.sqrt(var) + eps"),
     "07.1": ("m / (1 - beta1 ** t)", "m"),                               # no bias correction
     "07.2": ("(step + 1) / warmup_steps", "step / warmup_steps"),        # step 0 gets rate 0
+    "07.3": ("= 10", "= 5"),                                           # half the peak at step 4 needs 10
     "08.1": ("scaled = logits / temperature", "scaled = logits * temperature"),
     "08.2": ("above < p", "np.cumsum(probs[row][order]) < p"),           # drops the token that crosses p
+    "08.3": ("TEMPERATURE = ", "TEMPERATURE = 2 * "),                   # twice the right temperature
     "09.1": ("np.exp(np.mean(nll))", "np.mean(np.exp(nll))"),            # mean of exps
     "09.2": ("6", "7"),
     "10.1": ("(true, predicted)", "(predicted, true)"),                  # transposed
@@ -47,6 +49,7 @@ WRONG = {
     "12.2": ("(alpha / r)", "alpha"),
     "13.1": ("/ 127", "/ 128"),
     "13.2": ("132_096", "131_072"),                                      # forgot the scales
+    "13.3": ("= 32", "= 64"),                                           # 4.5 bits per weight
     "14.1": ("keep[order[:k]] = False", "keep[order[::-1][:k]] = False"),   # pruned the largest
     "14.2": ("288", "672"),                                              # the pruned count, not the kept
     "15.1": ("temperature ** 2 *", ""),                                  # no T^2

@@ -338,6 +338,21 @@ def _check_07_2(module):
     return "your schedule matches cosine_schedule at warmup, decay and after the end"
 
 
+@exercise("07.3", "change a setting: the warmup length",
+          "during warmup the rate at step s is max_lr * (s + 1) / warmup_steps (steps count from 0)")
+def _check_07_3(module):
+    from ..train.optim import cosine_schedule
+    warmup = _number(module, "WARMUP_STEPS")
+    if not float(warmup).is_integer() or warmup < 1:
+        raise ExerciseFailed("WARMUP_STEPS should be a positive whole number of steps")
+    rate = cosine_schedule(4, 1.0, int(warmup), 1000)
+    if not math.isclose(rate, 0.5):
+        side = "too short" if rate > 0.5 else "too long"
+        raise ExerciseFailed(f"with that warmup the rate at step 4 is not half the peak: the warmup is {side}. "
+                             f"Hint: {REGISTRY['07.3'].hint}")
+    return "with that warmup, step 4 runs at half the peak learning rate, as cosine_schedule computes"
+
+
 # --- lesson 08: decoding ----------------------------------------------------------------------
 
 def _logits_for_decoding() -> np.ndarray:
@@ -368,6 +383,21 @@ def _check_08_2(module):
         got = _call(module, "top_p_probs", logits, top_p)
         _compare(got, expected, f"top_p_probs(logits, p={top_p})", REGISTRY["08.2"].hint)
     return "your nucleus probabilities match next_token_distribution"
+
+
+@exercise("08.3", "change a setting: the temperature",
+          "p_top(tau) = 1 / (1 + exp(-1 / tau) + exp(-2 / tau)) for logits [2, 1, 0]; a lower tau sharpens p")
+def _check_08_3(module):
+    from ..model.generation import next_token_distribution
+    tau = _number(module, "TEMPERATURE")
+    if tau <= 0:
+        raise ExerciseFailed("TEMPERATURE should be a positive number")
+    top = float(next_token_distribution(np.array([2.0, 1.0, 0.0]), temperature=tau)[0])
+    if abs(top - 0.9) > 0.005:
+        side = "too high (p is too flat)" if top < 0.9 else "too low (p is too sharp)"
+        raise ExerciseFailed(f"at that temperature the top token gets p = {top:.3f}, not 0.9: the temperature is "
+                             f"{side}. Hint: {REGISTRY['08.3'].hint}")
+    return f"at temperature {tau:g} the top token gets p = {top:.3f}"
 
 
 # --- lesson 09: evaluation --------------------------------------------------------------------
@@ -493,6 +523,22 @@ def _check_13_2(module):
     q = quantize(np.ones((256, 512), dtype=np.float32), QuantScheme(bits=8, granularity="channel"))
     return _predicted(module, q.nbytes, "the bytes of a (256, 512) int8 per-channel weight", REGISTRY["13.2"].hint,
                       rtol=0)
+
+
+@exercise("13.3", "change a setting: the int4 group size",
+          "int4 stores half a byte per weight; every group of g weights adds one float32 scale (4 bytes)")
+def _check_13_3(module):
+    from ..compress.quantize import QuantScheme, quantize
+    group = _number(module, "GROUP_SIZE")
+    if not float(group).is_integer() or group < 1 or 256 % int(group):
+        raise ExerciseFailed("GROUP_SIZE should be a whole number that divides the row length, 256")
+    q = quantize(np.ones((64, 256), dtype=np.float32), QuantScheme(bits=4, granularity="group", group_size=int(group)))
+    per_weight = q.nbytes / (64 * 256)
+    if not math.isclose(per_weight, 0.625):
+        side = "large" if per_weight < 0.625 else "small"
+        raise ExerciseFailed(f"that group size stores {per_weight:.4g} bytes per weight, not 0.625: the groups are "
+                             f"too {side}. Hint: {REGISTRY['13.3'].hint}")
+    return "that group size stores 5 bits per weight: 4 for the code, 1 for its share of the scale"
 
 
 # --- lesson 14: pruning -----------------------------------------------------------------------
