@@ -280,7 +280,8 @@ print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, step {metadata['s
 assert abs(math.log(initial_ppl) - math.log(V)) < 0.1, "an untrained model should be near-uniform"
 assert history.val_loss[-1] < history.val_loss[0], "validation loss should fall during training"
 assert difference == 0.0, "a reloaded checkpoint must predict exactly as the saved model"
-assert step_difference < 1e-3 * moved, "steps by hand must equal the package's (AdamW, clip, schedule) up to float32 rounding"
+assert step_difference < 1e-3 * moved, \
+    "steps by hand must equal the package's (AdamW, clip, schedule) up to float32 rounding"
 assert schedule_difference < 1e-12, "the schedule by hand must equal cosine_schedule"
 assert len(history.grad_norm) == trainer.step, "the trainer records one gradient norm per step"
 if QUICK:

@@ -235,8 +235,9 @@ def top_p_by_hand(z: np.ndarray, top_p: float) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-filter_difference = max(np.abs(top_k_by_hand(val_logits, TOP_K) - next_token_distribution(val_logits, top_k=TOP_K)).max(),
-                        np.abs(top_p_by_hand(val_logits, TOP_P) - next_token_distribution(val_logits, top_p=TOP_P)).max())
+filter_difference = max(
+    np.abs(top_k_by_hand(val_logits, TOP_K) - next_token_distribution(val_logits, top_k=TOP_K)).max(),
+    np.abs(top_p_by_hand(val_logits, TOP_P) - next_token_distribution(val_logits, top_p=TOP_P)).max())
 print(f"top-k and top-p by hand against next_token_distribution on {len(val_logits)} positions: "
       f"largest difference {filter_difference:.1e}")
 

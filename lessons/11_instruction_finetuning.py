@@ -277,8 +277,8 @@ legend_outside(left, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fo
 names = ["untuned", *results]
 scores = [untuned, *results.values()]
 x = np.arange(len(names))
-right.bar(x - 0.2, [s["exact_match"] for s in scores], width=0.4, label="exact match")
-right.bar(x + 0.2, [s["rouge_l"] for s in scores], width=0.4, label="ROUGE-L F1")
+right.bar(x - 0.2, [s["exact_match"] for s in scores], width=0.4, color=line_style(3)["color"], label="exact match")
+right.bar(x + 0.2, [s["rouge_l"] for s in scores], width=0.4, color=line_style(4)["color"], label="ROUGE-L F1")
 right.set_xticks(x, names)
 right.set_ylim(0, 1.3 * max(max(s["rouge_l"] for s in scores), 0.05))
 label_axes(right, "model", "score on held-out instructions (0 to 1)", "Held-out answers")

@@ -602,7 +602,9 @@ for name, r in instruct.items():
     assert r["response_loss"] < untuned["response_loss"], f"{name} should predict held-out answers better"
 for results in (classify, instruct):
     lora_state = max(r["optimizer_bytes"] for name, r in results.items() if name.startswith("LoRA"))
-    assert lora_state < (0.5 if QUICK else 0.2) * results["full fine-tune"]["optimizer_bytes"], "LoRA saves optimizer memory"
+    # the quick model is so small that its LoRA ranks are a large share of every matrix
+    assert lora_state < (0.5 if QUICK else 0.2) * results["full fine-tune"]["optimizer_bytes"], \
+        "LoRA saves optimizer memory"
 if not QUICK:
     full = classify["full fine-tune"]
     lora_runs = [r for name, r in classify.items() if name.startswith("LoRA") and "MLP" not in name]

@@ -511,7 +511,8 @@ for k, (name, r) in enumerate(results.items()):
     ax.scatter(r["bytes"] / 1024, r["ppl"], s=50, **series_style(k), label=name)  # a colour and marker per method
 ax.axhline(1.01 * reference["ppl"], color="gray", linestyle=":", label="float32 perplexity + 1%")
 ax.set_xscale("log")
-label_axes(ax, "weight bytes (KiB, log scale)", "validation perplexity", "Smaller weights against perplexity (course model)")
+label_axes(ax, "weight bytes (KiB, log scale)", "validation perplexity",
+           "Smaller weights against perplexity (course model)")
 ax.grid(alpha=0.3)
 legend_outside(ax, fontsize=7)
 save_figure(fig, "13_size_vs_perplexity")

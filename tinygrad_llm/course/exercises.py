@@ -218,7 +218,8 @@ def _check_03_1(module):
 def _check_03_2(module):
     n, T, stride = 1000, 64, 48
     return _predicted(module, len(range(0, n - T, stride)),
-                      "the number of windows of 64 tokens with stride 48 in 1,000 tokens", REGISTRY["03.2"].hint, rtol=0)
+                      "the number of windows of 64 tokens with stride 48 in 1,000 tokens", REGISTRY["03.2"].hint,
+                      rtol=0)
 
 
 # --- lesson 04: embeddings --------------------------------------------------------------------
