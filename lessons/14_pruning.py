@@ -318,14 +318,14 @@ prompt = corpus.val[None, :8].astype(np.int64)
 forward_batch = corpus.val[:FORWARD_BATCH * T].reshape(FORWARD_BATCH, T).astype(np.int64)
 
 
-def best_seconds(run, repeats: int = 3) -> float:
-    """The fastest of a few runs (the machine may be busy with other work)."""
+def median_seconds(run, repeats: int = 3) -> float:
+    """The median of a few runs (one timing on a shared machine is noise)."""
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         seconds.append(time.perf_counter() - start)
-    return min(seconds)
+    return float(np.median(seconds))
 
 
 def speeds(lm) -> dict:
@@ -335,8 +335,8 @@ def speeds(lm) -> dict:
     macs = sum(m.in_features * m.out_features for m in lm.modules() if isinstance(m, Linear))
     macs += lm.config.vocab_size * lm.config.d_model                      # the tied output head
     with no_grad():
-        forward = best_seconds(lambda: lm(forward_batch))
-    generation = best_seconds(lambda: generate(lm, prompt, GENERATE_TOKENS, temperature=0), repeats=2)
+        forward = median_seconds(lambda: lm(forward_batch))
+    generation = median_seconds(lambda: generate(lm, prompt, GENERATE_TOKENS, temperature=0), repeats=3)
     return {"macs": macs, "generate": GENERATE_TOKENS / generation, "forward": forward_batch.size / forward}
 
 
@@ -359,7 +359,7 @@ print(f"\n{'model':<26} {'parameters':>10} {'bytes':>10} {'ppl':>8} {'MACs/token
 for name, r in structured.items():
     print(f"{name:<26} {r['params']:>10,} {format_bytes(r['bytes']):>10} {r['ppl']:8.1f} {r['macs']:>10,} "
           f"{r['generate']:14.0f} {r['forward']:13,.0f}")
-print(f"(bytes: CSR for the unstructured model, dense for the others; speeds: best of a few runs on "
+print(f"(bytes: CSR for the unstructured model, dense for the others; speeds: medians of a few runs on "
       f"one machine, indicative; forward: a batch of {FORWARD_BATCH} x {T} tokens)")
 print("shrunk logits equal the masked model's: " +
       ", ".join(f"{name} {r['equal']}" for name, r in structured.items() if "equal" in r))
@@ -419,7 +419,7 @@ save_figure(fig, "14_pruning")
 # * structured pruning is coarser, but it buys less work for the same dense code: fewer
 #   multiply-adds (checked), while unstructured zeros are still multiplied (checked). One token
 #   at a time, generation is dominated by the fixed cost of each NumPy call and by the output
-#   head, which no method here touches, so the speed columns show little difference.
+#   head, which no method here touches, so the speed columns (medians) show little difference.
 
 # %%
 print(f"dense perplexity {dense_ppl:.1f}")
