@@ -338,8 +338,9 @@ save_figure(fig, "10_confusion_matrix")
 #   passage, and a linear head on it is a strong start;
 # * pretraining is what makes the features useful: compare the same probe on a random GPT;
 # * training more of the network costs memory: a full step stores a gradient and two AdamW
-#   moments for every parameter and the activations of every block (section 8), while a head
-#   on cached features takes a tiny fraction of a full fine-tuning step's time.
+#   moments for every parameter and the activations of every block (section 8, checked). A head
+#   on cached features also skips the body's forward and backward passes: compare the
+#   milliseconds per step printed below.
 
 # %%
 noise = 1 / np.sqrt(len(y_test))   # about the standard error of an accuracy near 0.5

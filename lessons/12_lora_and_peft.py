@@ -556,7 +556,8 @@ save_figure(fig, "12_accuracy_vs_trainable")
 # * LoRA saves memory: its optimizer state is a small fraction of full fine-tuning's (asserted).
 #   Whether it saves time is a measurement, printed below as seconds per step (the mean over one
 #   training run, on a shared machine): the backward pass still runs through every layer above
-#   the lowest adapter, so at this size a LoRA step is not much cheaper than a full one;
+#   the lowest adapter, so a LoRA step need not be much cheaper than a full one: compare the
+#   milliseconds per step below;
 # * an adapter file is a small part of the weights file, merged logits match unmerged ones to
 #   float32 rounding, a reloaded adapter reproduces its model, the fingerprint refuses the fully
 #   fine-tuned model as a base, and one copy of the base weights serves both tasks.

@@ -401,10 +401,10 @@ save_figure(fig, "14_pruning")
 # checkpoint; the exact numbers move.
 #
 # * the model hardly notices losing its smallest block weights at low sparsity, pays more and
-#   more as sparsity grows (checked), and is badly hurt at 90%;
+#   more as sparsity grows (checked), up to the highest sparsity below;
 # * layer-wise pruning beats one global threshold at 90% (checked). A global threshold empties
-#   the matrices of small weights first (checked: one matrix loses far more than the average),
-#   and block 0's attention projection, initialised smallest, is among the first to go;
+#   the matrices of small weights first (checked: one matrix loses far more than the average;
+#   which one is printed below);
 # * pruning the tied embedding too costs more (checked). It is not the rare tokens that lose
 #   most: their rows are longer than the common tokens' (a likely reason: the output head pushes
 #   a token's row away each time that token is not the answer, and a rare token is almost never
@@ -419,7 +419,7 @@ save_figure(fig, "14_pruning")
 # * structured pruning is coarser, but it buys less work for the same dense code: fewer
 #   multiply-adds (checked), while unstructured zeros are still multiplied (checked). One token
 #   at a time, generation is dominated by the fixed cost of each NumPy call and by the output
-#   head, which no method here touches, so the speed columns (medians) show little difference.
+#   head, which no method here touches: compare the speed columns (medians) of section 6.
 
 # %%
 print(f"dense perplexity {dense_ppl:.1f}")
@@ -427,7 +427,8 @@ for sparsity, layer_ppl, global_ppl in zip(SPARSITIES, curve["layer"], curve["gl
     tuned = f", after fine-tuning {finetuned[sparsity]:.1f}" if sparsity in finetuned else ""
     print(f"  {sparsity:4.0%} sparse: layer-wise {layer_ppl:7.1f}, global {global_ppl:7.1f}{tuned}")
 print(f"iterative ramp to {top:.0%}: {iterative_ppl:.1f}; the tied embedding pruned too: {embedding_ppl:.1f} "
-      f"against {layer_ppl_at:.1f}; emptiest matrix under one global threshold: {emptiest['sparsity']:.0%} pruned")
+      f"against {layer_ppl_at:.1f}; emptiest matrix under one global threshold: {emptiest['name']}, "
+      f"{emptiest['sparsity']:.0%} pruned")
 for name, r in structured.items():
     print(f"  {name:<30} perplexity {r['ppl']:7.1f}, {r['params']:>9,} parameters, {r['macs']:>12,} multiply-adds")
 

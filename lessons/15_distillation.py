@@ -348,8 +348,8 @@ save_figure(fig, "15_distillation")
 #   the match spreads over the long tail. The T = 2 to 20 of image classification suits a
 #   teacher that is almost one-hot at T = 1; ours already puts most of its probability beyond
 #   the label (checked);
-# * the student is several times cheaper to store (checked) and generates faster; how much
-#   faster is a timing, printed below as a ratio of medians, and it varies from run to run on a
+# * the student is several times cheaper to store (checked). Its generation speed against the
+#   teacher's is a timing, printed below as a ratio of medians; it varies from run to run on a
 #   shared machine, so no check asserts it.
 
 # %%
