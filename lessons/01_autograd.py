@@ -45,6 +45,7 @@ import numpy as np
 
 from tinygrad_llm import GradcheckError, Tensor, functional, gradcheck, no_grad
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import label_axes, legend_outside, line_style
 
 SEED = 1
 QUICK = quick_mode()
@@ -468,18 +469,17 @@ print(f"grid of {grid.shape[0]:,} points under no_grad: requires_grad = "
 class_one = probabilities.data[:, 1].reshape(GRID, GRID)
 
 fig, (ax_loss, ax_plane) = plt.subplots(1, 2, figsize=(11, 4.6))
-ax_loss.plot(linear_losses, label="linear")
-ax_loss.plot(mlp_losses, label=f"MLP, 2 hidden layers of {HIDDEN}")
+ax_loss.plot(linear_losses, label="linear", color=line_style(0)["color"])
+ax_loss.plot(mlp_losses, label=f"MLP, 2 hidden layers of {HIDDEN}", color=line_style(1)["color"])
 ax_loss.axhline(math.log(2), color="grey", linestyle=":", label="ln 2 (a 50/50 guess)")
 ax_loss.set_yscale("log")
-ax_loss.set_xlabel("step")
-ax_loss.set_ylabel("training loss (cross-entropy)")
-ax_loss.set_title("Gradient descent on the spirals")
-ax_loss.legend()
+label_axes(ax_loss, "step", "training loss (cross-entropy, log scale)", "Gradient descent on the spirals")
+legend_outside(ax_loss, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
 ax_plane.contourf(grid_x, grid_y, class_one, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
 ax_plane.contour(grid_x, grid_y, class_one, levels=[0.5], colors="k", linewidths=1)
 ax_plane.scatter(*test_points.T, c=test_labels, cmap="RdBu_r", s=6, edgecolors="none")
 ax_plane.set_aspect("equal")
+label_axes(ax_plane, "x1 (first input coordinate)", "x2 (second input coordinate)")
 ax_plane.set_title(f"Decision boundary (test accuracy {test_accuracy:.1%})")
 save_figure(fig, "01_spirals")
 
@@ -501,3 +501,19 @@ assert test_accuracy > ACCURACY_TARGET, f"the MLP separates the spirals ({test_a
 assert linear_accuracy < 0.75, "a straight line cannot"
 assert loss_drop > 10, f"the MLP's loss fell by a clear factor ({loss_drop:.1f}x)"
 print("all checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Central differences by hand.** Write central differences: the gradient of a scalar function f
+#    at x, one entry at a time. Autograd must agree with it; that is how lesson 01 trusts every op.
+#    Edit `exercises/01_1.py`, then run `tinygrad-llm exercise check 01.1`.
+# 2. **Predict a gradient: a value used four times.** Predict dy/dx of y = x * x * x + x at x = 2
+#    before running the engine, then check. Edit `exercises/01_2.py`, then run `tinygrad-llm exercise
+#    check 01.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

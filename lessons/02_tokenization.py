@@ -44,6 +44,7 @@ import regex
 from tinygrad_llm import (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer, CharTokenizer, WordTokenizer,
                           corpus_text, load_documents)
 from tinygrad_llm.course import output_dir, quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 
 SEED = 0
 QUICK = quick_mode()
@@ -315,7 +316,7 @@ ax.set_xscale("log", base=2)
 ax.set_xlabel("vocabulary size (tokens)")
 ax.set_ylabel("bytes per token on held-out documents")
 ax.set_title("Compression grows with the vocabulary, ever more slowly")
-ax.legend(loc="lower right")
+legend_outside(ax)
 save_figure(fig, "02_compression_vs_vocab")
 
 
@@ -340,3 +341,18 @@ assert abs(bytes_per_token[0] - 1.0) < 0.01, "with no merges a token is a byte"
 if not QUICK:
     assert bytes_per_token[CURVE_VOCAB_SIZES.index(2048)] > 3.0, "vocab 2,048 packs over 3 bytes per token"
 print("all checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Count adjacent pairs (one BPE statistic).** Count how often each adjacent pair of token ids
+#    occurs: the statistic BPE merges by. Edit `exercises/02_1.py`, then run `tinygrad-llm exercise
+#    check 02.1`.
+# 2. **Apply one merge.** Apply one merge: replace every occurrence of `pair` by `new_id`, left to
+#    right. Edit `exercises/02_2.py`, then run `tinygrad-llm exercise check 02.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

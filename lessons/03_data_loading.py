@@ -41,6 +41,7 @@ import numpy as np
 from tinygrad_llm import (DataLoader, SlidingWindowDataset, corpus_text, load_documents,
                           course_corpus, random_batch)
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 
 SEED = 3
 QUICK = quick_mode()
@@ -277,7 +278,7 @@ ax.set_xlabel("target tokens drawn / training tokens  (m T / N)")
 ax.set_ylabel("fraction of positions seen as a target")
 ax.axvline(1.0, color="grey", linewidth=0.8)
 ax.set_title(f"One pass's worth of random windows shows {one_pass:.0%} of the corpus as targets", fontsize=10)
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "03_random_window_coverage")
 
 val_inputs, val_targets = random_batch(val, BATCH_SIZE, CONTEXT_LENGTH, rng)
@@ -320,3 +321,19 @@ assert abs(one_pass - (1 - np.exp(-1))) < 0.05
 assert stats["vocab_coverage"] <= ceiling
 assert unigram_loss < np.log(V)
 print("all checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Cut a token array into training windows.** Cut a token array into (inputs, targets) windows of
+#    context_length tokens, every stride tokens. Edit `exercises/03_1.py`, then run `tinygrad-llm
+#    exercise check 03.1`.
+# 2. **Predict: how many windows does an epoch have?** Predict how many windows of 64 tokens, one
+#    every 48 tokens, fit in 1,000 tokens (each window needs its 64 inputs and the one token after
+#    them as a target). Edit `exercises/03_2.py`, then run `tinygrad-llm exercise check 03.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

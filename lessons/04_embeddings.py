@@ -44,6 +44,7 @@ from tinygrad_llm import (SGD, Adam, Embedding, Linear, Module, Tensor, WordToke
                           load_documents, no_grad, sinusoidal_positions)
 from tinygrad_llm import functional as F
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import label_axes, legend_outside, line_style, series_style
 
 SEED = 4
 QUICK = quick_mode()
@@ -187,10 +188,10 @@ ax_table.set_xlabel("channel")
 ax_table.set_ylabel("position p")
 ax_table.set_title(f"sinusoidal_positions({T}, {C})")
 fig.colorbar(image, ax=ax_table)
-for channel in (10, 24, 40, 64):
-    ax_waves.plot(positions[:, channel], label=f"channel {channel}: wavelength "
+for k, channel in enumerate((10, 24, 40, 64)):
+    ax_waves.plot(positions[:, channel], color=line_style(k)["color"], label=f"channel {channel}: wavelength "
                                                f"{2 * np.pi / frequencies[channel // 2]:.0f}")
-ax_waves.set_xlabel("position p")
+label_axes(ax_waves, "position p", "PE[p, channel]")
 ax_waves.set_title("each channel pair is a clock at its own rate")
 ax_waves.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
 image = ax_gram.imshow(gram, cmap="viridis")
@@ -340,16 +341,17 @@ print(f"{len(plot_words)} words, {EMBED_DIM} dimensions -> 2: the two directions
 
 fig, ax = plt.subplots(figsize=(9, 7))
 start = 0
-for (group, members), colour in zip(PLOT_GROUPS.items(), plt.cm.tab10.colors):
+for k, (group, members) in enumerate(PLOT_GROUPS.items()):
+    style = series_style(k)
+    colour = style["color"]
     xy = projected[start:start + len(members)]
-    ax.scatter(xy[:, 0], xy[:, 1], color=colour, label=group, s=30)
+    ax.scatter(xy[:, 0], xy[:, 1], **style, label=group, s=30)
     for (px, py), word in zip(xy, members):
         ax.annotate(word, (px, py), xytext=(4, 3), textcoords="offset points", fontsize=9, color=colour)
     start += len(members)
-ax.set_xlabel("first principal component")
-ax.set_ylabel("second principal component")
-ax.set_title(f"Word vectors learned from Python's documentation ({EMBED_DIM}-D, projected by PCA)")
-ax.legend(fontsize=8)
+label_axes(ax, "first principal component", "second principal component",
+           f"Word vectors learned from Python's documentation ({EMBED_DIM}-D, projected by PCA)")
+legend_outside(ax, fontsize=8)
 save_figure(fig, "04_word_embeddings_pca")
 
 
@@ -370,3 +372,17 @@ assert loss_after < unigram_loss - 1.0, "the context predicts the word far bette
 assert np.median(ranks) <= 10 < np.median(ranks_untrained), "training puts related words next to each other"
 assert pca_error < 1e-9
 print("all checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **The backward of an embedding lookup.** Write the backward of an embedding lookup: out[i] =
+#    weight[ids[i]]. Edit `exercises/04_1.py`, then run `tinygrad-llm exercise check 04.1`.
+# 2. **Cosine similarity between embedding rows.** The cosine similarity between every pair of rows of
+#    an embedding table. Edit `exercises/04_2.py`, then run `tinygrad-llm exercise check 04.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

@@ -43,6 +43,7 @@ from tinygrad_llm import (GPT, MLP, GPTConfig, LayerNorm, Module, ModuleList, Te
                           TransformerBlock, no_grad, course_corpus, random_batch)
 from tinygrad_llm import functional as F
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.scale.memory import format_bytes, memory_table, parameter_counts
 
 SEED = 6
@@ -149,7 +150,7 @@ for ax in (ax_value, ax_slope):
     ax.axhline(0, color="black", linewidth=0.6)
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel("x")
-    ax.legend()
+    legend_outside(ax)
 fig.suptitle("GELU is a smooth ReLU: it dips below zero and keeps a gradient for x < 0", fontsize=11)
 save_figure(fig, "06_gelu_vs_relu")
 
@@ -239,7 +240,7 @@ ax.semilogy(layers, gradients[True], "s-", label="residual: x = x + f(x)")
 ax.set_xlabel("layer (1 = bottom, nearest the input)")
 ax.set_ylabel("|d loss / d layer input|")
 ax.set_title(f"{RESIDUAL_DEPTH} feed-forward layers at GPT-2 initialisation", fontsize=10)
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "06_residual_gradients")
 
 
@@ -438,3 +439,19 @@ assert abs(loss.item() - np.log(config.vocab_size)) < 0.1 + repeats.mean() * ech
 assert abs(echo_logits.mean() / echo_reference - 1) < 0.25 and echo_rate > 0.5
 assert forward_error < 1e-5
 print("all checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Predict: the parameter count of a small GPT.** Predict the parameter count of
+#    GPTConfig(vocab_size=100, context_length=16, d_model=32, n_layer=2, n_head=2) (biases on, the
+#    output head tied to the token embedding). Edit `exercises/06_1.py`, then run `tinygrad-llm
+#    exercise check 06.1`.
+# 2. **Layer norm in NumPy.** Layer norm over the last axis, forward only, in plain NumPy. Edit
+#    `exercises/06_2.py`, then run `tinygrad-llm exercise check 06.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

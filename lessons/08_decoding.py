@@ -40,6 +40,7 @@ import numpy as np
 
 from tinygrad_llm import generate, no_grad, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.model.generation import apply_repetition_penalty, beam_search, next_token_distribution
 from tinygrad_llm.model.gpt import KVCache
 from tinygrad_llm.course import course_model
@@ -162,7 +163,7 @@ for j, tau in enumerate(TEMPERATURES):
 ax.set_xticks(np.arange(len(shown)), [repr(tokenizer.decode([int(i)])) for i in shown], rotation=60)
 ax.set_ylabel("probability")
 ax.set_title(f"Next token after {PROMPT!r} at three temperatures")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "08_temperature")
 
 # %% [markdown]
@@ -206,27 +207,74 @@ twin.set_ylabel("cumulative probability", color="C3")
 left.set_xlabel("token rank (most likely first)")
 left.set_ylabel("probability")
 left.set_title(f"After {PROMPT!r}")
-left.legend(loc="lower left")
+legend_outside(left)
 right.hist(sizes, bins=np.geomspace(1, config.vocab_size, 40), color="C3")
 right.set_xscale("log")
 right.axvline(TOP_K, color="C0", linestyle="--", label=f"top-k: always {TOP_K}")
 right.set_xlabel(f"tokens kept by top-p = {TOP_P}")
 right.set_ylabel("validation positions")
 right.set_title("The nucleus adapts to the model's certainty")
-right.legend()
+legend_outside(right)
 save_figure(fig, "08_top_k_top_p")
+
+# Both filters by hand, on every validation position at once, against the package's
+# next_token_distribution (which section 1 used): the same probabilities.
+def top_k_by_hand(z: np.ndarray, k: int) -> np.ndarray:
+    kth = np.sort(z, axis=-1)[:, -k][:, None]                          # (N, 1): the k-th largest logit
+    kept = np.where(z >= kth, z - z.max(axis=-1, keepdims=True), -np.inf)  # ties with the k-th stay
+    p = np.exp(kept)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def top_p_by_hand(z: np.ndarray, top_p: float) -> np.ndarray:
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    order = np.argsort(-p, axis=-1, kind="stable")                    # most likely first
+    sorted_p = np.take_along_axis(p, order, axis=-1)
+    mass_above = np.cumsum(sorted_p, axis=-1) - sorted_p              # mass ranked above each token
+    keep = np.zeros_like(p, dtype=bool)
+    np.put_along_axis(keep, order, mass_above < top_p, axis=-1)       # the top token always stays
+    p = np.where(keep, p, 0.0)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+filter_difference = max(
+    np.abs(top_k_by_hand(val_logits, TOP_K) - next_token_distribution(val_logits, top_k=TOP_K)).max(),
+    np.abs(top_p_by_hand(val_logits, TOP_P) - next_token_distribution(val_logits, top_p=TOP_P)).max())
+print(f"top-k and top-p by hand against next_token_distribution on {len(val_logits)} positions: "
+      f"largest difference {filter_difference:.1e}")
 
 text_top_p = generate(model, prompt_ids, NEW_TOKENS, temperature=1.0, top_p=TOP_P, rng=rng)
 show(f"sample, top-p = {TOP_P}", text_top_p)
 
 # %% [markdown]
 # ## 5. Beam search
-# Greedy commits to the best token now, even when a slightly worse token leads to a much likelier
+# Greedy commits to the best token now, even when a slightly worse token would lead to a likelier
 # continuation. Beam search keeps the `BEAMS` likeliest partial sequences, extends each by every
 # token, and keeps the best `BEAMS` of all extensions; the KV cache follows the beams (its rows
-# are reordered to each survivor's origin). We compare the log-probabilities of the whole
-# continuations. Beam search optimises likelihood, and likely text is often bland or repetitive:
-# it suits tasks with one right answer (translation) better than open-ended writing.
+# are reordered to each survivor's origin). It is still a heuristic: greedy's own path can drop
+# out of the beam early, so the best beam is usually, not always, likelier than greedy; the run
+# below says which it was this time. Beam search optimises likelihood, and likely text is often
+# bland or repetitive: it suits tasks with one right answer (translation) better than open-ended
+# writing.
+#
+# First by hand, without a cache: all running beams go through the model as one batch, every
+# (beam, token) extension is scored by its summed log-probability, the best `BEAMS` survive.
+
+# %%
+def beam_search_by_hand(prompt: np.ndarray, steps: int, num_beams: int) -> tuple[np.ndarray, np.ndarray]:
+    running, running_log_prob = prompt[None, :], np.zeros(1)         # (beams, T), (beams,)
+    for _ in range(steps):
+        with no_grad():
+            z = model(running[:, -config.context_length:]).data[:, -1].astype(np.float64)  # (beams, V)
+        z = z - z.max(axis=-1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        candidates = (running_log_prob[:, None] + log_p).reshape(-1)  # (beams * V,)
+        best = np.argsort(-candidates, kind="stable")[:num_beams]     # ties by (beam, token)
+        origins, tokens = np.divmod(best, config.vocab_size)
+        running = np.concatenate([running[origins], tokens[:, None]], axis=1)
+        running_log_prob = candidates[best]
+    return running, running_log_prob
 
 # %%
 def log_prob(ids: np.ndarray) -> float:
@@ -249,8 +297,14 @@ beam_seconds = time.perf_counter() - start
 for k, beam in enumerate(beams):
     print(f"beam {k + 1}: log p = {beam.log_prob:.2f} (score {beam.score:.3f} per token): "
           f"{tokenizer.decode(beam.tokens[len(prompt_ids):].tolist())!r}")
-print(f"best beam vs greedy: log p {beams[0].log_prob:.2f} vs {greedy_log_prob:.2f}, a likelihood "
-      f"ratio of {np.exp(beams[0].log_prob - greedy_log_prob):.1f} ({beam_seconds:.2f} s for {BEAMS} beams)")
+gain = beams[0].log_prob - greedy_log_prob
+if np.array_equal(beams[0].tokens, greedy_short) or abs(gain) < 1e-9:
+    verdict = "the best beam is greedy's own continuation"
+else:
+    verdict = (f"the best beam is {'likelier' if gain > 0 else 'less likely'} than greedy's by {abs(gain):.2f} "
+               f"nats, a likelihood ratio of {np.exp(gain):.3g}")
+print(f"best beam vs greedy: log p {beams[0].log_prob:.2f} vs {greedy_log_prob:.2f}: {verdict} "
+      f"({beam_seconds:.2f} s for {BEAMS} beams)")
 one_beam = beam_search(model, prompt_ids, BEAM_TOKENS, num_beams=1)[0]
 print(f"one beam is greedy: {np.array_equal(one_beam.tokens, greedy_short)}")
 
@@ -266,7 +320,12 @@ for length_penalty in (0.0, 1.0):
           f"{best.log_prob:.2f}, score {best.score:.3f}, finished {best.finished}: "
           f"{tokenizer.decode(best.tokens[len(prompt_ids):].tolist())!r}")
 cached_beams = [b.tokens for b in beams]
-plain_beams = [b.tokens for b in beam_search(model, prompt_ids, BEAM_TOKENS, num_beams=BEAMS, use_cache=False)]
+plain = beam_search(model, prompt_ids, BEAM_TOKENS, num_beams=BEAMS, use_cache=False)
+plain_beams = [b.tokens for b in plain]
+hand_tokens, hand_log_probs = beam_search_by_hand(prompt_ids, BEAM_TOKENS, BEAMS)
+beams_match = all(np.array_equal(a, b.tokens) for a, b in zip(hand_tokens, plain)) and \
+    np.allclose(hand_log_probs, [b.log_prob for b in plain], rtol=0, atol=1e-9)
+print(f"beam search by hand finds the package's {BEAMS} beams with the same log p: {beams_match}")
 
 # %% [markdown]
 # ## 6. The KV cache
@@ -280,10 +339,20 @@ plain_beams = [b.tokens for b in beam_search(model, prompt_ids, BEAM_TOKENS, num
 # position-passes against n. The cost is memory: 2 (keys and values) x n_layer x T x d_model
 # numbers per sequence.
 #
-# careful: our positions are absolute. Once the text is longer than the context, the window
-# slides and every token moves to a new position, so the cache is invalid; `generate` then
-# re-encodes the window at each step, which is what recomputation does anyway. (Relative schemes
-# such as rotary embeddings are what let real systems keep a cache while the window slides.)
+# careful: our positions are absolute (learned, one vector per position added to the input).
+# Once the text is longer than the context, the window slides and every token moves to a new
+# position, so every cached key and value is stale; `generate` then re-encodes the window at each
+# step, which is what recomputation does anyway. A rotary embedding (RoPE) rotates each query and
+# key by its position, so their dot product depends only on the distance between the two tokens.
+# That alone does not make a sliding cache valid, because the cached keys of later layers were
+# computed from hidden states that attended to tokens since dropped; systems that decode past
+# the context with a cache (a rolling buffer of the last W keys, as in sliding-window attention)
+# train the model to see only that window, so that dropping the oldest entry is what it expects.
+#
+# By hand, the cache is a loop: run the prompt once with an empty `KVCache` (it stores every
+# layer's keys and values), then feed one token at a time; each call appends one position. The
+# tokens must be greedy decoding's, and the cached keys of layer 0 must be the keys the first
+# attention layer computes from the whole sequence at once.
 
 # %%
 probe = greedy[: config.context_length]  # the prompt and its greedy continuation
@@ -293,6 +362,23 @@ print(f"appending a token moves the earlier positions' logits by at most "
       f"{np.abs(longer[:, :-1] - shorter).max():.1e} (zero, up to float32 rounding)")
 
 cache = KVCache(config, 1)
+hand_steps = min(BEAM_TOKENS, config.context_length - len(prompt_ids))
+with no_grad():
+    z = model(prompt_ids[None], cache=cache).data[0, -1]             # prefill: every prompt position
+    by_hand_ids = list(prompt_ids)
+    for _ in range(hand_steps):
+        by_hand_ids.append(int(np.argmax(z)))
+        z = model(np.array([[by_hand_ids[-1]]]), cache=cache).data[0, -1]  # one new position
+    ids = np.array(by_hand_ids)[None]
+    x = model.token_embedding(ids) + model.position_embedding(np.arange(ids.shape[1]))  # (1, T, C)
+    qkv = model.blocks[0].attn.qkv(model.blocks[0].norm1(x)).data                     # (1, T, 3C)
+n_head, head_size = config.n_head, config.d_model // config.n_head
+keys_at_once = qkv.reshape(1, ids.shape[1], 3, n_head, head_size)[:, :, 1].transpose(0, 2, 1, 3)  # (1, nh, T, hs)
+cache_difference = float(np.abs(cache.keys[0, :, :, :cache.length - 1] - keys_at_once[:, :, :-1]).max())
+greedy_by_hand = np.array_equal(np.array(by_hand_ids), generate(model, prompt_ids, hand_steps, temperature=0))
+print(f"greedy with a cache by hand: the same {hand_steps} tokens as generate: {greedy_by_hand}; cached keys "
+      f"of layer 0 differ from the keys of the whole sequence by {cache_difference:.1e}")
+cache = KVCache(config, 1)
 bytes_per_token = 2 * config.n_layer * config.d_model * 4
 print(f"cache memory: {cache.keys.nbytes + cache.values.nbytes:,} bytes for {config.context_length} "
       f"positions ({bytes_per_token:,} per token); GPT-2 124M at 1,024 tokens: "
@@ -300,13 +386,13 @@ print(f"cache memory: {cache.keys.nbytes + cache.values.nbytes:,} bytes for {con
 
 
 def timed_generation(n: int, use_cache: bool, repeats: int = 3) -> tuple[float, np.ndarray]:
-    """Best time of ``repeats`` greedy runs (other work on the machine only ever adds time)."""
-    best = float("inf")
+    """Median time of ``repeats`` greedy runs (one timing on a shared machine is noise)."""
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = generate(model, prompt_ids, n, temperature=0, use_cache=use_cache)
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), out
 
 
 generate(model, prompt_ids, 2, temperature=0)  # warm-up
@@ -320,7 +406,8 @@ for n in CACHE_LENGTHS:
     print(f"{n:4d} new tokens: {with_cache * 1e3:7.1f} ms with the cache, {without * 1e3:7.1f} ms without "
           f"({without / with_cache:.1f}x)")
 speedup = sum(times[False]) / sum(times[True])  # over all lengths: steadier than one timing
-print(f"same tokens with and without the cache: {same_text}; all lengths together {speedup:.1f}x faster with it")
+print(f"same tokens with and without the cache: {same_text}; all lengths together, the cache runs at "
+      f"{speedup:.1f}x the speed of recomputation (medians of 3 runs each)")
 long_cached, long_a = timed_generation(LONG_RUN, True)
 long_plain, long_b = timed_generation(LONG_RUN, False)
 print(f"{LONG_RUN} new tokens (the window slides after {config.context_length - len(prompt_ids)}): "
@@ -333,7 +420,7 @@ ax.plot(CACHE_LENGTHS, np.array(times[True]) * 1e3, "o-", label="KV cache")
 ax.set_xlabel("new tokens (greedy)")
 ax.set_ylabel("milliseconds")
 ax.set_title("Generation time with and without the KV cache")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "08_kv_cache")
 
 # %% [markdown]
@@ -349,9 +436,31 @@ assert np.array_equal(again, samples[0]), "the same seed must give the same text
 assert np.array_equal(one_beam.tokens, greedy_short), "one beam is greedy decoding"
 assert all(np.array_equal(a, b) for a, b in zip(cached_beams, plain_beams)), "the cache changed the beams"
 assert abs(beams[0].log_prob - log_prob(beams[0].tokens)) < 1e-3, "a beam's log p is its sequence's log p"
+assert filter_difference < 1e-12, "top-k and top-p by hand must match next_token_distribution"
+assert beams_match, "beam search by hand must find the package's beams"
+assert greedy_by_hand and cache_difference < 1e-5, "the cache by hand must give greedy's tokens and the same keys"
 assert same_text and np.array_equal(long_a, long_b), "the cache must not change the text"
 assert np.abs(longer[:, :-1] - shorter).max() < 1e-4, "earlier positions must not see a later token"
 if not QUICK:
     assert sizes.max() > 2 * sizes.min(), "the nucleus should vary with the model's certainty"
     assert speedup > 1.5, f"the cache should make generation clearly faster, got {speedup:.1f}x overall"
 print("lesson 08 checks passed")
+
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Top-k sampling probabilities.** Next-token probabilities with temperature and top-k filtering.
+#    Edit `exercises/08_1.py`, then run `tinygrad-llm exercise check 08.1`.
+# 2. **Top-p (nucleus) probabilities.** Next-token probabilities with top-p (nucleus) filtering. Edit
+#    `exercises/08_2.py`, then run `tinygrad-llm exercise check 08.2`.
+# 3. **Change a setting: the temperature.** Find the temperature at which the top
+#    token of the logits [2, 1, 0] gets probability 0.9 (within 0.005). Then change TEMPERATURES in
+#    the lesson and look at 08_temperature: how does the bar of the top token move? Edit
+#    `exercises/08_3.py`, then run `tinygrad-llm exercise check 08.3`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

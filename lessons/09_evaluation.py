@@ -42,6 +42,7 @@ import numpy as np
 
 from tinygrad_llm import generate, no_grad, perplexity, course_corpus
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import legend_outside
 from tinygrad_llm.evaluate.perplexity import sliding_windows, token_nll
 from tinygrad_llm.evaluate.metrics import (accuracy, bleu_tokenize, confusion_matrix, corpus_bleu, lcs_length,
                                   macro_f1, mean_rouge, precision_recall_f1, rouge, rouge_tokenize,
@@ -123,7 +124,7 @@ ax.plot(np.arange(T).reshape(-1, BIN).mean(axis=1), binned, "o-", label=f"mean o
 ax.set_xlabel("position t in the window (the prediction sees t + 1 tokens)")
 ax.set_ylabel("mean loss (nats per token)")
 ax.set_title(f"Validation loss by position, over {len(windows)} windows")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "09_loss_by_position")
 
 # %% [markdown]
@@ -411,7 +412,7 @@ for name, values in curves.items():
 ax.set_xlabel("words replaced at random (%)")
 ax.set_ylabel("score (0-100; ROUGE as mean F1 x 100)")
 ax.set_title(f"Text metrics on {len(sentences)} increasingly corrupted validation sentences")
-ax.legend()
+legend_outside(ax)
 save_figure(fig, "09_metrics_vs_corruption")
 
 # %% [markdown]
@@ -484,3 +485,18 @@ if not QUICK:
     assert prose_bpb > doc_bpb, "text unlike the training data should cost more bits per byte"
     assert macro_f1(matrix) > macro_f1(baseline), "the trained model should beat the majority guess"
 print("lesson 09 checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Perplexity from per-token losses.** Perplexity from the per-token negative log-likelihoods of a
+#    text. Edit `exercises/09_1.py`, then run `tinygrad-llm exercise check 09.1`.
+# 2. **Predict: how many windows does a strided evaluation need?** Predict how many windows
+#    `sliding_windows(200, 64, 32)` makes to score every target of 200 tokens with a 64-token context
+#    and stride 32. Edit `exercises/09_2.py`, then run `tinygrad-llm exercise check 09.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

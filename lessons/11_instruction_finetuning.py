@@ -59,6 +59,7 @@ import numpy as np
 from tinygrad_llm import GPT, perplexity, course_corpus
 from tinygrad_llm.text.corpus import embedded_documents
 from tinygrad_llm.course import quick_mode, save_figure
+from tinygrad_llm.course.figures import label_axes, legend_outside, line_style
 from tinygrad_llm.finetune.instruction_data import (INSTRUCTIONS, IGNORE_INDEX, PromptTemplate,
                                                     build_instruction_data, collate, encode_examples,
                                                     response_loss, validation_topics)
@@ -235,18 +236,17 @@ for name, (lora, replay_fraction, learning_rate) in RUNS.items():
 # the pretraining validation text before and after, what each run trained, and the seconds of
 # training (evaluations excluded).
 #
-# What to look for. All three runs learn the format: the response loss drops and the answers
-# become short phrases that end where they should. Plain full fine-tuning pays for it with a
-# steep rise in perplexity on the pretraining text: a small model that sees nothing but titles
-# and four-word answers for a few hundred steps drifts away from the prose it was trained on.
-# Replay keeps it close to the pretrained perplexity; it predicts the held-out answers as well
-# (response loss) but gets fewer of them exactly right in the same number of steps, since a
-# quarter of every batch goes to pretraining text. LoRA cannot move far from the pretrained
-# weights (a rank-8 change of the attention only), so it forgets less than full fine-tuning,
-# but it also learns less: a trade-off, not a free lunch. Topics never seen in training are
-# almost never answered exactly: their titles can only be copied from the passage, not
-# recalled; and four exact words of continuation are rare for a model this small, which is
-# what ROUGE-L's partial credit is for.
+# What to look for (the closing checks assert the first three points in a full run). Every run
+# learns the format: the response loss on held-out questions drops below the untuned model's.
+# Plain full fine-tuning pays for it with a rise in perplexity on the pretraining text: a small
+# model that sees nothing but titles and four-word answers for a few hundred steps drifts away
+# from the prose it was trained on. Replay and LoRA both forget less than plain full
+# fine-tuning: replay because a quarter of every batch is pretraining text, LoRA because a
+# rank-8 change of the attention cannot move far from the pretrained weights. What they give up
+# in return, fewer exact answers in the same number of steps or not, is for the table below to
+# say; it differs from run to run. Topics never seen in training can only be answered by copying
+# from the passage, not by recall: compare the seen and unseen columns. Four exact words of
+# continuation are rare for a model this small, which is what ROUGE-L's partial credit is for.
 
 # %%
 print(f"{'run':15s} | {'trainable':>9s} | {'exact':>6s} | {'ROUGE-L':>7s} | {'resp. loss':>10s} | "
@@ -271,22 +271,21 @@ for name, r in {"untuned": untuned, **results}.items():
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-for name, r in results.items():
-    left.plot(r["history"].eval_steps, r["history"].val_perplexity, "o-", label=name)
+for k, (name, r) in enumerate(results.items()):
+    left.plot(r["history"].eval_steps, r["history"].val_perplexity, **line_style(k), label=name)
 left.axhline(base_ppl, color="gray", linestyle="--", label="pretrained")
-left.set_xlabel("instruction-tuning step")
-left.set_ylabel("perplexity on pretraining validation text")
-left.set_title("Forgetting during instruction tuning")
-left.legend()
+label_axes(left, "instruction-tuning step", "perplexity on pretraining validation text",
+           "Forgetting during instruction tuning")
+legend_outside(left, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
 names = ["untuned", *results]
 scores = [untuned, *results.values()]
 x = np.arange(len(names))
-right.bar(x - 0.2, [s["exact_match"] for s in scores], width=0.4, label="exact match")
-right.bar(x + 0.2, [s["rouge_l"] for s in scores], width=0.4, label="ROUGE-L F1")
+right.bar(x - 0.2, [s["exact_match"] for s in scores], width=0.4, color=line_style(3)["color"], label="exact match")
+right.bar(x + 0.2, [s["rouge_l"] for s in scores], width=0.4, color=line_style(4)["color"], label="ROUGE-L F1")
 right.set_xticks(x, names)
 right.set_ylim(0, 1.3 * max(max(s["rouge_l"] for s in scores), 0.05))
-right.set_title("Held-out answers")
-right.legend()
+label_axes(right, "model", "score on held-out instructions (0 to 1)", "Held-out answers")
+legend_outside(right, fontsize=8)
 save_figure(fig, "11_instruction_finetuning")
 
 # %% [markdown]
@@ -329,3 +328,19 @@ if not QUICK:
     assert forgetting["full + replay"] < forgetting["full fine-tune"], "replay should forget less"
     assert forgetting["LoRA"] < forgetting["full fine-tune"], "LoRA should forget less"
 print("lesson 11 checks passed")
+
+
+# %% [markdown]
+# ## Exercises
+# Each exercise is one file you edit; its checker runs your answer on tiny inputs in seconds and,
+# when it is not right yet, says what kind of result it expected and gives a hint.
+#
+# 1. **Mask the prompt out of the loss.** Keep only the response in the loss: targets that predict a
+#    prompt token are ignored. Edit `exercises/11_1.py`, then run `tinygrad-llm exercise check 11.1`.
+# 2. **Predict: how many tokens does the loss average over?** Predict how many targets the loss
+#    averages over for one example: a 12-token prompt followed by a 7-token response (its end-of-text
+#    token included), with the prompt masked out. Edit `exercises/11_2.py`, then run `tinygrad-llm
+#    exercise check 11.2`.
+#
+# `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
+# `exercises/solutions/`: look there after you have tried.

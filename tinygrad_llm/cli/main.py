@@ -9,6 +9,7 @@ What the lessons do step by step, from a shell::
     tinygrad-llm generate --gpt2 path/to/gpt2 --prompt "Hello, I am" --top-k 40
     tinygrad-llm eval --checkpoint run/model.safetensors text.txt --stride 64
     tinygrad-llm tokenize "Hello world" --gpt2 path/to/gpt2
+    tinygrad-llm exercise check 05.2                      check the answer in exercises/05_2.py
 
 Every subcommand parses its flags, checks them all before any work starts, and calls the
 package. A mistake prints one line on stderr, naming the flag as the user typed it, and no
@@ -426,6 +427,25 @@ def cmd_tokenize(args) -> int:
     return 0
 
 
+def cmd_exercise(args) -> int:
+    """``exercise list`` prints every exercise; ``exercise check ID`` checks the learner's answer."""
+    from ..course.exercises import EXERCISE_DIR, REGISTRY, ExerciseFailed, check_exercise
+    folder = Path(args.dir) if args.dir else EXERCISE_DIR
+    if args.action == "list":
+        for entry in REGISTRY.values():
+            print(f"{entry.id:>5}  lesson {entry.lesson:02d}  {entry.title}  ({folder / entry.filename})")
+        return 0
+    if args.id is None:
+        raise ValueError("exercise check needs an exercise id, e.g. 05.2 (see tinygrad-llm exercise list)")
+    try:
+        verified = check_exercise(args.id, folder)
+    except ExerciseFailed as failure:
+        print(f"exercise {args.id}: not yet. {failure}", file=sys.stderr)
+        return 1
+    print(f"exercise {args.id}: correct. {verified}")
+    return 0
+
+
 def _show_piece(data: bytes) -> str:
     r"""A token's text quoted, so that spaces show; a piece of a UTF-8 character as its bytes.
 
@@ -526,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="the quick course tokenizer (default: the course tokenizer)")
     p.set_defaults(run=cmd_tokenize)
+
+    p = commands.add_parser("exercise", help="list the course's exercises or check an answer",
+                            description="List the exercises, or check the answer in exercises/NN_K.py.")
+    p.add_argument("action", choices=("list", "check"))
+    p.add_argument("id", nargs="?", help="the exercise, e.g. 05.2")
+    p.add_argument("--dir", help="the folder of answer files (default: exercises/ in the project)")
+    p.set_defaults(run=cmd_exercise)
     return parser
 
 

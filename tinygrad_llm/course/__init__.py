@@ -1,5 +1,6 @@
 """The course (every lesson): quick mode, the output folder, figures and the course recipe (the corpus,
-tokenizer, model and training settings the lessons share). The library below never imports it.
+tokenizer, model and training settings the lessons share), the shared figure style (``course.figures``)
+and the exercises' checkers (``course.exercises``). The library below never imports it.
 """
 
 from .settings import PROJECT_ROOT, quick_mode, output_root, output_dir, running_in_notebook, save_figure

@@ -123,6 +123,7 @@ class TrainHistory:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     tokens_per_second: float = 0.0
     seconds: float = 0.0   # time spent in training steps, evaluations excluded
+    grad_norm: list[float] = field(default_factory=list)   # before clipping, one per step
 
     @property
     def val_loss(self) -> list[float]:
@@ -293,7 +294,8 @@ class Trainer:
         for call in self._calls["after_backward"]:
             call(self)
         # an optimizer that reduces the gradients itself (ZeRO) clips them too, once they are summed
-        if not getattr(optimizer, "clips_gradients", False):
+        clips_itself = getattr(optimizer, "clips_gradients", False)
+        if not clips_itself:
             norm = clip_grad_norm_(self.parameters, self.config.grad_clip)
             if not math.isfinite(norm):
                 raise FloatingPointError(f"gradient norm became {norm} at step {self.step}; stopping. "
@@ -302,12 +304,15 @@ class Trainer:
         for call in self._calls["before_step"]:
             call(self)
         optimizer.step()
+        if clips_itself:
+            norm = optimizer.last_norm
         for call in self._calls["after_step"]:
             call(self)
         self.check_parameters(self.step + 1)
         self.step += 1
         self.history.steps.append(self.step)
         self.history.train_loss.append(value)
+        self.history.grad_norm.append(norm)
         return value
 
     def check_parameters(self, step: int | None = None) -> None:

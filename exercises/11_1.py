@@ -1,0 +1,11 @@
+"""Exercise 11.1 (Lesson 11). Keep only the response in the loss: targets that predict a prompt token are ignored.
+
+Check your answer with: tinygrad-llm exercise check 11.1   (or: python -m pytest -m exercises)
+"""
+
+import numpy as np
+
+
+def mask_prompt(targets: np.ndarray, prompt_length: int, ignore_index: int = -100) -> np.ndarray:
+    """A copy of targets (targets[i] is token i + 1) with the prompt's targets set to ignore_index."""
+    raise NotImplementedError

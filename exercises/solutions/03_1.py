@@ -1,0 +1,14 @@
+"""Reference solution of exercise 03.1 (Lesson 03). Cut a token array into (inputs, targets) windows of context_length tokens, every stride tokens.
+
+Check your answer with: tinygrad-llm exercise check 03.1   (or: python -m pytest -m exercises)
+"""
+
+import numpy as np
+
+
+def windows(tokens: np.ndarray, context_length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """inputs (N, context_length) and targets (N, context_length), targets shifted by one token."""
+    starts = range(0, len(tokens) - context_length, stride)
+    inputs = np.stack([tokens[s:s + context_length] for s in starts])
+    targets = np.stack([tokens[s + 1:s + context_length + 1] for s in starts])
+    return inputs, targets

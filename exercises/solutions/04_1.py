@@ -1,0 +1,13 @@
+"""Reference solution of exercise 04.1 (Lesson 04). Write the backward of an embedding lookup: out[i] = weight[ids[i]].
+
+Check your answer with: tinygrad-llm exercise check 04.1   (or: python -m pytest -m exercises)
+"""
+
+import numpy as np
+
+
+def embedding_backward(ids: np.ndarray, grad_out: np.ndarray, vocab_size: int) -> np.ndarray:
+    """d loss / d weight, shape (vocab_size, d), from grad_out of shape ids.shape + (d,)."""
+    grad = np.zeros((vocab_size, grad_out.shape[-1]))
+    np.add.at(grad, ids.reshape(-1), grad_out.reshape(-1, grad_out.shape[-1]))  # repeated ids add up
+    return grad

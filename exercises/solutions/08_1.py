@@ -1,0 +1,15 @@
+"""Reference solution of exercise 08.1 (Lesson 08). Next-token probabilities with temperature and top-k filtering.
+
+Check your answer with: tinygrad-llm exercise check 08.1   (or: python -m pytest -m exercises)
+"""
+
+import numpy as np
+
+
+def top_k_probs(logits: np.ndarray, k: int, temperature: float = 1.0) -> np.ndarray:
+    """(N, V) probabilities: softmax over the k largest logits / temperature of each row, 0 elsewhere."""
+    scaled = logits / temperature
+    kth = np.sort(scaled, axis=-1)[:, -k][:, None]
+    scaled = np.where(scaled < kth, -np.inf, scaled)
+    probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    return probs / probs.sum(axis=-1, keepdims=True)

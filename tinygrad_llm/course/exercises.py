@@ -1,0 +1,600 @@
+"""The course's exercises (every lesson ends with two or three): a registry of checkers.
+
+A learner answers an exercise by editing one file, ``exercises/NN_K.py`` (a function that raises
+``NotImplementedError`` until it is written, or ``ANSWER = None`` until a number is filled in),
+then runs ``tinygrad-llm exercise check NN.K`` or ``python -m pytest -m exercises``. A checker
+imports that file, runs the answer on tiny inputs (seconds at most) and compares it with the
+package or with the quantity it predicts. A wrong answer gets a message that says what kind of
+result was expected and a hint, never the expected value itself. Reference solutions live in
+``exercises/solutions/``; the test suite runs every checker on them, on the untouched stubs and on
+a plausible wrong answer, so the checkers cannot rot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy as np
+
+from .settings import PROJECT_ROOT
+
+EXERCISE_DIR = PROJECT_ROOT / "exercises"
+
+
+class ExerciseFailed(Exception):
+    """The answer is missing or wrong; the message says how, with a hint."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str                                 # "05.2": lesson 05, exercise 2
+    title: str
+    check: Callable[[ModuleType], str]      # returns what was verified; raises ExerciseFailed
+    hint: str
+
+    @property
+    def lesson(self) -> int:
+        return int(self.id.split(".")[0])
+
+    @property
+    def filename(self) -> str:
+        return self.id.replace(".", "_") + ".py"
+
+
+REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(id: str, title: str, hint: str):
+    """Register the decorated checker under ``id``."""
+    def register(check: Callable[[ModuleType], str]) -> Callable[[ModuleType], str]:
+        if id in REGISTRY:
+            raise ValueError(f"exercise {id} is registered twice")
+        REGISTRY[id] = Exercise(id, title, check, hint)
+        return check
+    return register
+
+
+# --- reading and calling an answer ------------------------------------------------------------
+
+def load_answer(path: Path) -> ModuleType:
+    """Import the learner's file afresh (an edited file must be re-read on every check)."""
+    if not path.is_file():
+        raise ExerciseFailed(f"answer file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"exercise_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a syntax error or a failing import in the learner's file
+        raise ExerciseFailed(f"{path.name} does not run: {type(error).__name__}: {error}") from None
+    return module
+
+
+def _call(module: ModuleType, name: str, *args: Any, **kwargs: Any) -> Any:
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ExerciseFailed(f"the answer file defines no function {name}()")
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError:
+        raise ExerciseFailed(f"not answered yet: write the body of {name}()") from None
+    except ExerciseFailed:
+        raise
+    except Exception as error:
+        raise ExerciseFailed(f"{name}() raised {type(error).__name__}: {error}") from None
+
+
+def _number(module: ModuleType, name: str = "ANSWER") -> float:
+    value = getattr(module, name, None)
+    if value is None:
+        raise ExerciseFailed(f"not answered yet: set {name} to your prediction (a number)")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ExerciseFailed(f"{name} should be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ExerciseFailed(f"{what} should be an array of numbers, got {type(value).__name__}") from None
+    if array.shape != shape:
+        raise ExerciseFailed(f"{what} should have shape {shape}, got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ExerciseFailed(f"{what} contains inf or nan")
+    return array
+
+
+def _compare(got: Any, expected: np.ndarray, what: str, hint: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    expected = np.asarray(expected, dtype=np.float64)
+    got = _array(got, expected.shape, what)
+    if not np.allclose(got, expected, rtol=rtol, atol=atol):
+        worst = float(np.abs(got - expected).max())
+        raise ExerciseFailed(f"{what} is off by up to {worst:.3g}. Hint: {hint}")
+
+
+def _predicted(module: ModuleType, actual: float, what: str, hint: str, rtol: float = 0.02) -> str:
+    guess = _number(module)
+    if not math.isclose(guess, actual, rel_tol=rtol, abs_tol=1e-9):
+        direction = "too large" if guess > actual else "too small"
+        raise ExerciseFailed(f"your prediction of {what} is {direction}. Hint: {hint}")
+    shown = f"{actual:,.0f}" if float(actual).is_integer() else f"{actual:.4g}"
+    return f"{what}: your prediction matches the measured {shown}"
+
+
+def check_exercise(id: str, folder: str | Path | None = None) -> str:
+    """Check the answer to exercise ``id`` in ``folder`` (default ``exercises/``); returns what
+    was verified, raises ``ExerciseFailed`` with a hint otherwise, ``KeyError`` for an unknown id."""
+    if id not in REGISTRY:
+        known = ", ".join(REGISTRY)
+        raise KeyError(f"no exercise {id!r}; the exercises are {known}")
+    entry = REGISTRY[id]
+    module = load_answer(Path(folder or EXERCISE_DIR) / entry.filename)
+    return entry.check(module)
+
+
+# --- lesson 01: autograd ----------------------------------------------------------------------
+
+@exercise("01.1", "central differences by hand",
+          "(f(x + eps e_i) - f(x - eps e_i)) / (2 eps), one entry i at a time; f returns a float")
+def _check_01_1(module):
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 2))
+    w = rng.normal(size=(3, 2))
+    f = lambda a: float((np.tanh(a) * w).sum())   # a smooth function with a known gradient
+    got = _call(module, "numerical_gradient", f, x.copy(), 1e-5)
+    t = Tensor(x, requires_grad=True)
+    (t.tanh() * Tensor(w)).sum().backward()
+    _compare(got, t.grad, "numerical_gradient(f, x, eps)", REGISTRY["01.1"].hint, rtol=1e-5, atol=1e-7)
+    return "your central differences agree with autograd's gradient of sum(tanh(x) * w)"
+
+
+@exercise("01.2", "predict a gradient: a value used four times",
+          "y = x * x * x + x uses x four times; the engine adds the gradient of every use")
+def _check_01_2(module):
+    from ..core.tensor import Tensor
+    x = Tensor(np.array(2.0), requires_grad=True)
+    (x * x * x + x).backward()
+    return _predicted(module, float(x.grad), "dy/dx at x = 2", REGISTRY["01.2"].hint)
+
+
+# --- lesson 02: tokenization ------------------------------------------------------------------
+
+@exercise("02.1", "count adjacent pairs (one BPE statistic)",
+          "a dict {(a, b): count} over zip(ids, ids[1:]); overlapping pairs such as (1, 1) in [1, 1, 1] count twice")
+def _check_02_1(module):
+    for ids in ([1, 2, 3, 1, 2], [1, 1, 1], [5], []):
+        expected: dict = {}
+        for pair in zip(ids, ids[1:]):
+            expected[pair] = expected.get(pair, 0) + 1
+        got = _call(module, "pair_counts", list(ids))
+        if not isinstance(got, dict) or dict(got) != expected:
+            raise ExerciseFailed(f"pair_counts({ids}) is not right. Hint: {REGISTRY['02.1'].hint}")
+    return "pair_counts counts every adjacent pair, overlaps included"
+
+
+@exercise("02.2", "apply one merge",
+          "walk left to right; where ids[i], ids[i+1] == pair emit new_id and skip two, else emit ids[i]")
+def _check_02_2(module):
+    from ..text.bpe import merge_by_rank
+    rng = np.random.default_rng(2)
+    cases = [([1, 2, 1, 2, 3], (1, 2)), ([1, 1, 1], (1, 1)), ([4], (1, 2))]
+    cases += [(rng.integers(0, 3, 20).tolist(), (0, 1))]
+    for ids, pair in cases:
+        expected = merge_by_rank(list(ids), {pair: 0}, {pair: 99})
+        got = _call(module, "merge", list(ids), pair, 99)
+        if list(got) != list(expected):
+            raise ExerciseFailed(f"merge({ids}, {pair}, 99) is not right. Hint: {REGISTRY['02.2'].hint}")
+    return "merge replaces every non-overlapping occurrence, left to right, as the tokenizer does"
+
+
+# --- lesson 03: data loading ------------------------------------------------------------------
+
+@exercise("03.1", "cut a token array into training windows",
+          "window i starts at i * stride; inputs are tokens[s:s+T], targets the same shifted by one; "
+          "keep only windows whose targets fit in the array")
+def _check_03_1(module):
+    tokens = np.arange(20)
+    for T, stride in ((4, 4), (4, 2), (5, 3)):
+        starts = range(0, len(tokens) - T, stride)
+        expected_x = np.stack([tokens[s:s + T] for s in starts])
+        expected_y = np.stack([tokens[s + 1:s + T + 1] for s in starts])
+        got = _call(module, "windows", tokens, T, stride)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise ExerciseFailed("windows() should return a pair (inputs, targets)")
+        what = f"windows(tokens, context_length={T}, stride={stride})"
+        _compare(got[0], expected_x, what + " inputs", REGISTRY["03.1"].hint)
+        _compare(got[1], expected_y, what + " targets", REGISTRY["03.1"].hint)
+    return "windows() cuts the same (inputs, targets) pairs as a next-token data loader"
+
+
+@exercise("03.2", "predict: how many windows does an epoch have?",
+          "count the starts 0, stride, 2 stride, ... for which start + context_length + 1 <= n")
+def _check_03_2(module):
+    n, T, stride = 1000, 64, 48
+    return _predicted(module, len(range(0, n - T, stride)),
+                      "the number of windows of 64 tokens with stride 48 in 1,000 tokens", REGISTRY["03.2"].hint,
+                      rtol=0)
+
+
+# --- lesson 04: embeddings --------------------------------------------------------------------
+
+@exercise("04.1", "the backward of an embedding lookup",
+          "grad_weight starts at zeros (vocab_size, d); row ids[i] receives grad_out[i], and a repeated id "
+          "must add up (np.add.at, not fancy assignment)")
+def _check_04_1(module):
+    from ..core.tensor import Tensor
+    from ..model.nn import Embedding
+    rng = np.random.default_rng(4)
+    ids = np.array([[1, 3, 1], [0, 1, 5]])
+    grad_out = rng.normal(size=(2, 3, 4))
+    layer = Embedding(6, 4, rng=rng, dtype=np.float64)
+    (layer(ids) * Tensor(grad_out)).sum().backward()
+    got = _call(module, "embedding_backward", ids, grad_out, 6)
+    _compare(got, layer.weight.grad, "embedding_backward(ids, grad_out, 6)", REGISTRY["04.1"].hint)
+    return "your embedding gradient matches the package's, repeated ids included"
+
+
+@exercise("04.2", "cosine similarity between embedding rows",
+          "normalise every row by its L2 norm, then one matrix product gives all the cosines")
+def _check_04_2(module):
+    rng = np.random.default_rng(5)
+    e = rng.normal(size=(5, 8))
+    unit = e / np.linalg.norm(e, axis=1, keepdims=True)
+    got = _call(module, "cosine_similarity_matrix", e)
+    _compare(got, unit @ unit.T, "cosine_similarity_matrix(e)", REGISTRY["04.2"].hint)
+    return "cosine_similarity_matrix gives 1 on the diagonal and the cosine of every pair elsewhere"
+
+
+# --- lesson 05: attention ---------------------------------------------------------------------
+
+@exercise("05.1", "causal self-attention in NumPy",
+          "scores = q k^T / sqrt(d); set scores above the diagonal to -inf; softmax each row "
+          "(subtract its max first); multiply by v")
+def _check_05_1(module):
+    from ..core.attention import scaled_dot_product_attention
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.normal(size=(2, 3, 5, 4)) for _ in range(3))
+    expected = scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), causal=True).data
+    got = _call(module, "causal_attention", q, k, v)
+    _compare(got, expected, "causal_attention(q, k, v)", REGISTRY["05.1"].hint)
+    return "your attention matches scaled_dot_product_attention(causal=True)"
+
+
+@exercise("05.2", "predict: the size of the attention weights",
+          "the weights have one entry per (batch, head, query, key); a float32 takes 4 bytes")
+def _check_05_2(module):
+    B, H, T = 8, 4, 128
+    return _predicted(module, B * H * T * T * 4,
+                      "the bytes of float32 attention weights for B=8, n_head=4, T=128", REGISTRY["05.2"].hint)
+
+
+# --- lesson 06: the GPT -----------------------------------------------------------------------
+
+@exercise("06.1", "predict: the parameter count of a small GPT",
+          "per block: 2 layer norms (2 d each), attention (d x 3d + 3d, d x d + d), MLP (d x 4d + 4d, 4d x d + d); "
+          "plus token and position tables and a final layer norm; the head is tied to the token table")
+def _check_06_1(module):
+    from ..model.gpt import GPT, GPTConfig
+    config = GPTConfig(vocab_size=100, context_length=16, d_model=32, n_layer=2, n_head=2)
+    actual = GPT(config, rng=np.random.default_rng(0)).num_parameters()
+    return _predicted(module, actual, "the parameters of GPTConfig(vocab_size=100, context_length=16, "
+                      "d_model=32, n_layer=2, n_head=2)", REGISTRY["06.1"].hint, rtol=0)
+
+
+@exercise("06.2", "layer norm in NumPy",
+          "mean and variance over the last axis (the biased variance, divide by d), (x - mean) / sqrt(var + eps), "
+          "then * weight + bias")
+def _check_06_2(module):
+    from ..core.functional import layer_norm
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(7)
+    x, w, b = rng.normal(size=(3, 4, 6)), rng.normal(size=6), rng.normal(size=6)
+    expected = layer_norm(Tensor(x), Tensor(w), Tensor(b), eps=1e-5).data
+    got = _call(module, "layer_norm", x, w, b, 1e-5)
+    _compare(got, expected, "layer_norm(x, weight, bias, eps)", REGISTRY["06.2"].hint)
+    return "your layer norm matches the package's fused one"
+
+
+# --- lesson 07: pretraining -------------------------------------------------------------------
+
+@exercise("07.1", "one AdamW update by hand",
+          "m and v are running means of g and g^2; divide them by (1 - beta^t) (bias correction); "
+          "decay the weight by lr * weight_decay * p outside the Adam ratio")
+def _check_07_1(module):
+    from ..model.nn import Parameter
+    from ..train.optim import AdamW
+    rng = np.random.default_rng(8)
+    start = rng.normal(size=(4, 3))
+    p = Parameter(start.copy(), dtype=np.float64)
+    optimizer = AdamW([p], lr=0.1, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    mine, m, v = start.copy(), np.zeros_like(start), np.zeros_like(start)
+    for t in range(1, 4):
+        g = rng.normal(size=start.shape)
+        p.grad = g.copy()
+        optimizer.step()
+        result = _call(module, "adamw_update", mine, g, m, v, t, 0.1, (0.9, 0.95), 1e-8, 0.1)
+        if not (isinstance(result, tuple) and len(result) == 3):
+            raise ExerciseFailed("adamw_update() should return (param, m, v)")
+        mine, m, v = (np.asarray(a, dtype=np.float64) for a in result)
+        _compare(mine, p.data, f"the parameter after step {t}", REGISTRY["07.1"].hint, rtol=1e-9, atol=1e-12)
+    return "three of your AdamW steps match tinygrad_llm.train.optim.AdamW"
+
+
+@exercise("07.2", "warmup then cosine decay",
+          "steps 0..warmup-1 rise linearly to max_lr (step 0 is max_lr / warmup); then "
+          "min_lr + (max_lr - min_lr) (1 + cos(pi progress)) / 2; min_lr after total_steps")
+def _check_07_2(module):
+    from ..train.optim import cosine_schedule
+    for step in (0, 1, 9, 10, 11, 55, 99, 100, 150):
+        expected = cosine_schedule(step, 3e-3, 10, 100, 3e-4)
+        got = _call(module, "learning_rate", step, 3e-3, 10, 100, 3e-4)
+        _compare(got, np.array(expected), f"learning_rate(step={step})", REGISTRY["07.2"].hint)
+    return "your schedule matches cosine_schedule at warmup, decay and after the end"
+
+
+@exercise("07.3", "change a setting: the warmup length",
+          "during warmup the rate at step s is max_lr * (s + 1) / warmup_steps (steps count from 0)")
+def _check_07_3(module):
+    from ..train.optim import cosine_schedule
+    warmup = _number(module, "WARMUP_STEPS")
+    if not float(warmup).is_integer() or warmup < 1:
+        raise ExerciseFailed("WARMUP_STEPS should be a positive whole number of steps")
+    rate = cosine_schedule(4, 1.0, int(warmup), 1000)
+    if not math.isclose(rate, 0.5):
+        side = "too short" if rate > 0.5 else "too long"
+        raise ExerciseFailed(f"with that warmup the rate at step 4 is not half the peak: the warmup is {side}. "
+                             f"Hint: {REGISTRY['07.3'].hint}")
+    return "with that warmup, step 4 runs at half the peak learning rate, as cosine_schedule computes"
+
+
+# --- lesson 08: decoding ----------------------------------------------------------------------
+
+def _logits_for_decoding() -> np.ndarray:
+    return np.random.default_rng(9).normal(size=(3, 10)) * 2
+
+
+@exercise("08.1", "top-k sampling probabilities",
+          "divide the logits by the temperature, keep the k largest per row (set the rest to -inf), "
+          "softmax; the result is a probability row per input row")
+def _check_08_1(module):
+    from ..model.generation import next_token_distribution
+    logits = _logits_for_decoding()
+    for k, temperature in ((1, 1.0), (3, 1.0), (4, 0.7)):
+        expected = next_token_distribution(logits, temperature=temperature, top_k=k)
+        got = _call(module, "top_k_probs", logits, k, temperature)
+        _compare(got, expected, f"top_k_probs(logits, k={k}, temperature={temperature})", REGISTRY["08.1"].hint)
+    return "your top-k probabilities match next_token_distribution"
+
+
+@exercise("08.2", "top-p (nucleus) probabilities",
+          "sort the softmax probabilities from large to small; keep a token while the mass ranked "
+          "above it is still below p (the top token is always kept); renormalise")
+def _check_08_2(module):
+    from ..model.generation import next_token_distribution
+    logits = _logits_for_decoding()
+    for top_p in (0.3, 0.8, 0.95):
+        expected = next_token_distribution(logits, top_p=top_p)
+        got = _call(module, "top_p_probs", logits, top_p)
+        _compare(got, expected, f"top_p_probs(logits, p={top_p})", REGISTRY["08.2"].hint)
+    return "your nucleus probabilities match next_token_distribution"
+
+
+@exercise("08.3", "change a setting: the temperature",
+          "p_top(tau) = 1 / (1 + exp(-1 / tau) + exp(-2 / tau)) for logits [2, 1, 0]; a lower tau sharpens p")
+def _check_08_3(module):
+    from ..model.generation import next_token_distribution
+    tau = _number(module, "TEMPERATURE")
+    if tau <= 0:
+        raise ExerciseFailed("TEMPERATURE should be a positive number")
+    top = float(next_token_distribution(np.array([2.0, 1.0, 0.0]), temperature=tau)[0])
+    if abs(top - 0.9) > 0.005:
+        side = "too high (p is too flat)" if top < 0.9 else "too low (p is too sharp)"
+        raise ExerciseFailed(f"at that temperature the top token gets p = {top:.3f}, not 0.9: the temperature is "
+                             f"{side}. Hint: {REGISTRY['08.3'].hint}")
+    return f"at temperature {tau:g} the top token gets p = {top:.3f}"
+
+
+# --- lesson 09: evaluation --------------------------------------------------------------------
+
+@exercise("09.1", "perplexity from per-token losses",
+          "perplexity is exp of the mean negative log-likelihood per token, over all tokens together")
+def _check_09_1(module):
+    nll = np.random.default_rng(10).uniform(1, 5, size=37)
+    got = _call(module, "perplexity_from_nll", nll)
+    _compare(got, np.array(math.exp(nll.mean())), "perplexity_from_nll(nll)", REGISTRY["09.1"].hint)
+    return "perplexity_from_nll is exp(mean nll)"
+
+
+@exercise("09.2", "predict: how many windows does a strided evaluation need?",
+          "each window scores the targets the previous windows did not; windows start at 0, stride, "
+          "2 stride, ... and stop once the last target (index n - 1) is scored")
+def _check_09_2(module):
+    from ..evaluate.perplexity import sliding_windows
+    return _predicted(module, len(sliding_windows(200, 64, 32)),
+                      "the windows sliding_windows(200, 64, 32) makes", REGISTRY["09.2"].hint, rtol=0)
+
+
+# --- lesson 10: classification ----------------------------------------------------------------
+
+@exercise("10.1", "a confusion matrix",
+          "matrix[true, predicted] counts the examples; rows are the true classes")
+def _check_10_1(module):
+    rng = np.random.default_rng(11)
+    true, predicted = rng.integers(0, 3, 30), rng.integers(0, 3, 30)
+    expected = np.zeros((3, 3))
+    np.add.at(expected, (true, predicted), 1)
+    got = _call(module, "confusion_matrix", true, predicted, 3)
+    _compare(got, expected, "confusion_matrix(true, predicted, 3)", REGISTRY["10.1"].hint)
+    return "your confusion matrix has true classes in rows and predictions in columns"
+
+
+@exercise("10.2", "macro-averaged F1 from a confusion matrix",
+          "per class: precision = diagonal / column sum, recall = diagonal / row sum, "
+          "F1 = 2 P R / (P + R) (0 when P + R is 0); then the plain mean over classes")
+def _check_10_2(module):
+    for matrix in (np.array([[5, 1, 0], [2, 3, 1], [0, 0, 4]]), np.array([[3, 0], [3, 0]])):
+        diagonal = np.diag(matrix).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.nan_to_num(diagonal / matrix.sum(axis=0))
+            recall = np.nan_to_num(diagonal / matrix.sum(axis=1))
+            f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+        got = _call(module, "macro_f1", matrix)
+        _compare(got, np.array(f1.mean()), f"macro_f1 of a {len(matrix)}-class matrix", REGISTRY["10.2"].hint)
+    return "your macro-F1 treats every class alike, an empty class included"
+
+
+# --- lesson 11: instruction fine-tuning -------------------------------------------------------
+
+@exercise("11.1", "mask the prompt out of the loss",
+          "targets[i] predicts token i + 1; targets whose token belongs to the prompt (i + 1 < prompt_length) "
+          "become ignore_index, the rest stay; do not modify the input array")
+def _check_11_1(module):
+    targets = np.arange(1, 11)
+    for prompt_length in (1, 4, 10):
+        expected = targets.copy()
+        expected[: prompt_length - 1] = -100
+        got = _call(module, "mask_prompt", targets.copy(), prompt_length, -100)
+        _compare(got, expected, f"mask_prompt(targets, prompt_length={prompt_length})", REGISTRY["11.1"].hint)
+    return "mask_prompt keeps exactly the response's targets in the loss"
+
+
+@exercise("11.2", "predict: how many tokens does the loss average over?",
+          "a sequence of n tokens gives n - 1 targets; the prompt's targets are ignored, "
+          "the response's (and the end-of-text token's) are scored")
+def _check_11_2(module):
+    prompt_length, response_length = 12, 7     # the response includes its end-of-text token
+    targets = np.arange(prompt_length + response_length - 1)
+    scored = int((targets >= prompt_length - 1).sum())
+    return _predicted(module, scored, "the scored targets for a 12-token prompt and a 7-token response",
+                      REGISTRY["11.2"].hint, rtol=0)
+
+
+# --- lesson 12: LoRA --------------------------------------------------------------------------
+
+@exercise("12.1", "predict: the trainable parameters of one LoRA adapter",
+          "A is (r, in_features) and B is (out_features, r); the base weight is frozen")
+def _check_12_1(module):
+    from ..finetune.lora import LoRAAdapter
+    adapter = LoRAAdapter(128, 384, r=8)
+    return _predicted(module, adapter.num_parameters(), "the parameters of a rank-8 adapter on a 128 -> 384 Linear",
+                      REGISTRY["12.1"].hint, rtol=0)
+
+
+@exercise("12.2", "the LoRA forward pass",
+          "y = x W^T + b + (alpha / r) (x A^T) B^T; W is (out, in), A (r, in), B (out, r)")
+def _check_12_2(module):
+    from ..finetune.lora import LoRAAdapter
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(12)
+    adapter = LoRAAdapter(6, 5, r=2, alpha=4.0, rng=rng, dtype=np.float64)
+    adapter.B.data[...] = rng.normal(size=adapter.B.shape)   # B starts at zero; make the update visible
+    W, b, x = rng.normal(size=(5, 6)), rng.normal(size=5), rng.normal(size=(3, 6))
+    expected = x @ W.T + b + adapter(Tensor(x)).data
+    got = _call(module, "lora_forward", x, W, b, adapter.A.data, adapter.B.data, 4.0, 2)
+    _compare(got, expected, "lora_forward(x, W, b, A, B, alpha=4, r=2)", REGISTRY["12.2"].hint)
+    return "your LoRA forward matches base Linear + LoRAAdapter"
+
+
+# --- lesson 13: quantization ------------------------------------------------------------------
+
+@exercise("13.1", "symmetric int8 quantization, one scale per row",
+          "scale = max |w| of the row / 127; codes = round(w / scale) as integers in -127..127; "
+          "dequantized = codes * scale")
+def _check_13_1(module):
+    from ..compress.quantize import QuantScheme, quantize
+    rng = np.random.default_rng(13)
+    w = rng.normal(size=(4, 16)).astype(np.float32)
+    expected = quantize(w, QuantScheme(bits=8, granularity="channel")).dequantize(np.float64)
+    got = _call(module, "quantize_dequantize_int8", w)
+    _compare(got, expected, "quantize_dequantize_int8(w)", REGISTRY["13.1"].hint, rtol=1e-5, atol=1e-6)
+    return "your int8 round trip matches quantize(w, QuantScheme(8, 'channel'))"
+
+
+@exercise("13.2", "predict: the bytes of an int8 matrix with per-row scales",
+          "one byte per weight, plus one float32 scale (4 bytes) per row")
+def _check_13_2(module):
+    from ..compress.quantize import QuantScheme, quantize
+    q = quantize(np.ones((256, 512), dtype=np.float32), QuantScheme(bits=8, granularity="channel"))
+    return _predicted(module, q.nbytes, "the bytes of a (256, 512) int8 per-channel weight", REGISTRY["13.2"].hint,
+                      rtol=0)
+
+
+@exercise("13.3", "change a setting: the int4 group size",
+          "int4 stores half a byte per weight; every group of g weights adds one float32 scale (4 bytes)")
+def _check_13_3(module):
+    from ..compress.quantize import QuantScheme, quantize
+    group = _number(module, "GROUP_SIZE")
+    if not float(group).is_integer() or group < 1 or 256 % int(group):
+        raise ExerciseFailed("GROUP_SIZE should be a whole number that divides the row length, 256")
+    q = quantize(np.ones((64, 256), dtype=np.float32), QuantScheme(bits=4, granularity="group", group_size=int(group)))
+    per_weight = q.nbytes / (64 * 256)
+    if not math.isclose(per_weight, 0.625):
+        side = "large" if per_weight < 0.625 else "small"
+        raise ExerciseFailed(f"that group size stores {per_weight:.4g} bytes per weight, not 0.625: the groups are "
+                             f"too {side}. Hint: {REGISTRY['13.3'].hint}")
+    return "that group size stores 5 bits per weight: 4 for the code, 1 for its share of the scale"
+
+
+# --- lesson 14: pruning -----------------------------------------------------------------------
+
+@exercise("14.1", "a magnitude-pruning mask",
+          "remove the k = round(sparsity * w.size) entries of smallest |w| (True = kept); "
+          "np.argsort(np.abs(w), axis=None, kind='stable') orders them, ties by position")
+def _check_14_1(module):
+    from ..compress.pruning import magnitude_masks
+    rng = np.random.default_rng(14)
+    w = rng.normal(size=(6, 5))
+    for sparsity in (0.0, 0.3, 0.5, 0.9):
+        expected = magnitude_masks({"w": w}, sparsity)["w"]
+        got = _call(module, "magnitude_mask", w, sparsity)
+        got = np.asarray(got)
+        if got.shape != w.shape or got.dtype != bool:
+            raise ExerciseFailed(f"magnitude_mask should return a boolean array of shape {w.shape}")
+        if not np.array_equal(got, expected):
+            raise ExerciseFailed(f"magnitude_mask(w, {sparsity}) keeps the wrong entries "
+                                 f"({int(got.sum())} kept). Hint: {REGISTRY['14.1'].hint}")
+    return "your mask keeps the same weights as magnitude_masks"
+
+
+@exercise("14.2", "predict: the weights left after pruning",
+          "sparsity is the fraction removed; the count removed is rounded to an integer")
+def _check_14_2(module):
+    from ..compress.pruning import magnitude_masks
+    w = np.random.default_rng(15).normal(size=(48, 20))
+    kept = int(magnitude_masks({"w": w}, 0.7)["w"].sum())
+    return _predicted(module, kept, "the weights a (48, 20) matrix keeps at 70 % sparsity", REGISTRY["14.2"].hint,
+                      rtol=0)
+
+
+# --- lesson 15: distillation ------------------------------------------------------------------
+
+@exercise("15.1", "the distillation loss",
+          "p = softmax(teacher / T), log q = log_softmax(student / T) (subtract the row max); "
+          "loss = T^2 * mean over rows of sum_i p_i (log p_i - log q_i)")
+def _check_15_1(module):
+    from ..compress.distill import kl_div_with_temperature
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(16)
+    student, teacher = rng.normal(size=(4, 7)) * 3, rng.normal(size=(4, 7)) * 3
+    for temperature in (1.0, 2.0, 4.0):
+        expected = kl_div_with_temperature(Tensor(student), teacher, temperature).item()
+        got = _call(module, "distillation_kl", student, teacher, temperature)
+        _compare(got, np.array(expected), f"distillation_kl(temperature={temperature})", REGISTRY["15.1"].hint,
+                 rtol=1e-6)
+    return "your loss matches kl_div_with_temperature at three temperatures"
+
+
+@exercise("15.2", "predict: a softened probability",
+          "softmax(z / T) with z = [0, ln 9] and T = 2 is proportional to [1, 9 ** (1 / 2)]")
+def _check_15_2(module):
+    z = np.array([0.0, math.log(9.0)]) / 2.0
+    p = np.exp(z) / np.exp(z).sum()
+    return _predicted(module, float(p[1]), "the second probability of softmax([0, ln 9] / 2)",
+                      REGISTRY["15.2"].hint, rtol=0.01)
