@@ -35,7 +35,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..core.checks import check_int, check_positive_int
-from ..core.tensor import no_grad
 from ..model.generation import generate
 from ..model.gpt import KVCache
 from .answers import exact_match
@@ -298,19 +297,14 @@ def score_choices(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
     by_length: dict[int, list[int]] = {}
     for i, (context_ids, _, _) in enumerate(encoded):
         by_length.setdefault(len(context_ids), []).append(i)
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for members in by_length.values():
-                for start in range(0, len(members), batch_size):
-                    chunk = members[start:start + batch_size]
-                    contexts = np.array([encoded[i][0] for i in chunk], dtype=np.int64)
-                    scored = _score_batch(model, contexts, [encoded[i][1] for i in chunk])
-                    for i, (logprobs, greedy) in zip(chunk, scored):
-                        results[i] = ChoiceScores(logprobs, greedy, encoded[i][2])
-    finally:
-        model.train(was_training)
+    with model.inference():
+        for members in by_length.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start:start + batch_size]
+                contexts = np.array([encoded[i][0] for i in chunk], dtype=np.int64)
+                scored = _score_batch(model, contexts, [encoded[i][1] for i in chunk])
+                for i, (logprobs, greedy) in zip(chunk, scored):
+                    results[i] = ChoiceScores(logprobs, greedy, encoded[i][2])
     return results
 
 

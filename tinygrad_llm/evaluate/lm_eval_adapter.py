@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from ..core.checks import check_positive_int
-from ..core.tensor import no_grad
 from ..model.generation import generate
 from .harness import Task, encode_pair, line_break_token_ids
 from .perplexity import token_nll
@@ -45,7 +44,7 @@ def lm_eval_model(model, tokenizer, batch_size: int = 32):
             # so that agreement with our harness checks our cached scoring, not itself
             window = model.config.context_length
             answers = []
-            with no_grad():
+            with model.inference():
                 for request in requests:
                     context, continuation = request.args
                     context_ids, continuation_ids = encode_pair(tokenizer, context, continuation)
@@ -75,7 +74,7 @@ def lm_eval_model(model, tokenizer, batch_size: int = 32):
                 context, options = request.args
                 max_new = int(options.get("max_gen_toks", 16))
                 ids = tokenizer.encode(context)[-(model.config.context_length - max_new):]
-                with no_grad():
+                with model.inference():
                     generated = generate(model, np.array([ids]), max_new, temperature=0.0, stop_tokens=stops)
                 text = tokenizer.decode([t for t in generated[0, len(ids):].tolist() if t not in stops])
                 for stop in options.get("until", []):

@@ -53,7 +53,7 @@ def checkpoint(module: Module, x: Tensor, *args) -> Tensor:
         y.backward(g)                                # parameters of module get their gradients here
         return (leaf.grad,)
 
-    return Tensor._make(out.data, (x,), backward)
+    return Tensor.from_op(out.data, (x,), backward)
 
 
 class Checkpointed(Module):
