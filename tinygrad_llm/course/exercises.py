@@ -1,4 +1,4 @@
-"""The course's exercises (every lesson ends with two or three): a registry of checkers.
+"""The course's exercises (lessons 01 onwards; each ends with two or three): a registry of checkers.
 
 A learner answers an exercise by editing one file, ``exercises/NN_K.py`` (a function that raises
 ``NotImplementedError`` until it is written, or ``ANSWER = None`` until a number is filled in),
