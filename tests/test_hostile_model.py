@@ -57,7 +57,7 @@ def test_bad_token_input_to_the_gpt_raises(idx, error, message):
         tl.GPT(tl.GPTConfig(**SMALL))(idx)
 
 
-class ConstantModel:
+class ConstantModel(tl.Module):
     """A stand-in model whose next-token logits are one fixed row."""
 
     def __init__(self, row):
