@@ -5,7 +5,7 @@
     mpiexec -n 2 python tests/mpi_worker.py OUT.npz --mode zero1 (or zero2)
     python tests/mpi_worker.py OUT.npz --mode accumulate        one process, the two halves in turn
 
-Run by tests/test_distributed.py; every mode sees the same global batches.
+Run by tests/distributed/test_distributed.py; every mode sees the same global batches.
 """
 
 from __future__ import annotations

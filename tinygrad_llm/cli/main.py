@@ -130,27 +130,28 @@ def check_flags(args: argparse.Namespace) -> None:
                 raise UsageError(str(error)) from None
 
 
+def _check_parents(path: Path, flag: str) -> Path:
+    """The nearest existing ancestor of ``path`` must be a folder (one we can create into)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 def check_output_file(path: Path, flag: str) -> Path:
     """A file we may create or replace: not a folder, and inside a folder (or one we can create)."""
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name (e.g. {path / 'model.safetensors'})")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
-            break
-    return path
+    return _check_parents(path, flag)
 
 
 def check_output_folder(path: Path, flag: str) -> Path:
+    """A folder we may create or write into: not a file, and inside a folder."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} is a file, not a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
-            break
-    return path
+    return _check_parents(path, flag)
 
 
 def check_input(path: str | Path, what: str, kind: str = "file") -> Path:

@@ -30,9 +30,9 @@ from typing import Iterable
 import numpy as np
 
 from ..core.checks import check_int, check_positive_int
-from ..core.tensor import Tensor, no_grad
 from ..model.nn import Linear, Module
-from .gptq import GridWeights, check_grid, minmax_grid, round_to_grid
+from .calibration import run_observed
+from .gptq import GridWeights, calibration_blocks, check_grid, minmax_grid, round_to_grid
 
 ALPHAS = tuple(np.arange(20) / 20)            # 0, 0.05, ..., 0.95
 CLIP_RATIOS = tuple(1.0 - np.arange(11) / 20)  # 1.0, 0.95, ..., 0.5
@@ -111,26 +111,10 @@ class AWQLayer:
     grid: GridWeights
 
 
-class _InputRecorder(Module):
-    def __init__(self, inner: Linear, rows: list):
-        self.inner, self.rows = inner, rows
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.rows.append(x.data.reshape(-1, x.shape[-1]).astype(np.float64))
-        return self.inner(x)
-
-
 def _recorded_inputs(model: Module, layers: dict[str, Linear], batches, rng) -> dict[str, np.ndarray]:
     rows: dict[str, list] = {name: [] for name in layers}
-    try:
-        for name, layer in layers.items():
-            model.set_submodule(name, _InputRecorder(layer, rows[name]))
-        with no_grad():
-            for batch in batches:
-                model(batch)
-    finally:
-        for name, layer in layers.items():
-            model.set_submodule(name, layer)
+    run_observed(model, {name: (lambda x, kept=rows[name]: kept.append(x.reshape(-1, x.shape[-1]).astype(np.float64)))
+                         for name in layers}, batches)
     out = {}
     for name, parts in rows.items():
         x = np.concatenate(parts)
@@ -175,17 +159,10 @@ def awq_model(model: Module, batches: Iterable[np.ndarray], bits: int = 4, group
     values, LayerNorms and value rows by their folded ones; returns what was done per layer."""
     bits = check_int("bits", bits, minimum=2, maximum=8)
     group_size = check_positive_int("group_size", group_size)
-    batches = [np.asarray(b) for b in batches]
-    if not batches:
-        raise ValueError("awq_model needs at least one calibration batch")
-    blocks = [name for name, m in model.named_modules() if name.startswith("blocks.") and name.count(".") == 1]
-    if not blocks:
-        raise ValueError(f"{type(model).__name__} has no transformer blocks (blocks.N) to quantize")
+    batches, blocks = calibration_blocks(model, batches, "awq_model")
     rng = np.random.default_rng(seed)
     results: dict[str, AWQLayer] = {}
-    was_training = model.training
-    model.eval()
-    try:
+    with model.inference():
         for block in blocks:
             layers = {f"{block}.{n}": model.get_submodule(f"{block}.{n}") for n in ROUNDED}
             inputs = _recorded_inputs(model, layers, batches, rng)
@@ -203,6 +180,4 @@ def awq_model(model: Module, batches: Iterable[np.ndarray], bits: int = 4, group
                 layer.weight.data[...] = grid.dequantize(layer.weight.dtype)
                 s, alpha = searched.get(full, (None, None))
                 results[full] = AWQLayer(s, alpha, grid)
-    finally:
-        model.train(was_training)
     return results

@@ -7,14 +7,15 @@ input exceeds; a dynamic scheme measures the scale of each token as it goes and 
 calibration. The per-channel ranges show *outliers*: channels whose range is far above the
 others, which coarsen a scale shared across channels for all of them.
 
-The recording swaps each layer for a small wrapper module for the duration of the run and puts
-the original back afterwards, even if a batch fails.
+The recording (``run_observed``) swaps each layer for a small wrapper module for the duration of
+the run and puts the original back afterwards, even if a batch fails; GPTQ and AWQ record their
+calibration inputs with it too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -37,21 +38,32 @@ class ActivationStats:
         return float(self.channel_absmax.max() / max(np.median(self.channel_absmax), 1e-12))
 
 
-class _Recorder(Module):
-    """Stands in for a layer during calibration: records its input, then calls it."""
+class _Observed(Module):
+    """Stands in for a layer during a recording run: hands its input to ``see``, then calls it."""
 
-    def __init__(self, inner: Module, name: str, stats: dict):
-        self.inner, self.name, self.stats = inner, name, stats
+    def __init__(self, inner: Module, see: Callable[[np.ndarray], None]):
+        self.inner, self.see = inner, see
 
     def forward(self, x: Tensor) -> Tensor:
-        a = np.abs(x.data.reshape(-1, x.shape[-1]))           # (N, in)
-        channel = a.max(axis=0)
-        old = self.stats.get(self.name)
-        if old is not None:
-            channel = np.maximum(channel, old.channel_absmax)
-        self.stats[self.name] = ActivationStats(float(channel.max()), channel,
-                                                len(a) + (old.tokens if old else 0))
+        self.see(x.data)
         return self.inner(x)
+
+
+def run_observed(model: Module, observers: dict[str, Callable[[np.ndarray], None]],
+                 batches: Iterable[np.ndarray]) -> None:
+    """Run ``model`` on ``batches`` (eval mode, no graph), handing the input array of each named
+    layer to its observer on every call. The layers are put back afterwards, even if a batch fails:
+    the one recording loop behind ``calibrate``, GPTQ's Hessians and AWQ's activation samples."""
+    originals = {name: model.get_submodule(name) for name in observers}
+    try:
+        for name, layer in originals.items():
+            model.set_submodule(name, _Observed(layer, observers[name]))
+        with model.inference():
+            for batch in batches:
+                model(batch)
+    finally:
+        for name, layer in originals.items():
+            model.set_submodule(name, layer)
 
 
 def calibrate(model: Module, batches: Iterable[np.ndarray]) -> dict[str, ActivationStats]:
@@ -61,16 +73,18 @@ def calibrate(model: Module, batches: Iterable[np.ndarray]) -> dict[str, Activat
     if not names:
         raise ValueError(f"{type(model).__name__} has no Linear layer to calibrate")
     stats: dict[str, ActivationStats] = {}
-    originals = {name: model.get_submodule(name) for name in names}
-    try:
-        for name, layer in originals.items():
-            model.set_submodule(name, _Recorder(layer, name, stats))
-        with model.inference():
-            for batch in batches:
-                model(batch)
-    finally:
-        for name, layer in originals.items():
-            model.set_submodule(name, layer)
+
+    def observer(name: str) -> Callable[[np.ndarray], None]:
+        def see(x: np.ndarray) -> None:
+            a = np.abs(x.reshape(-1, x.shape[-1]))            # (N, in)
+            channel = a.max(axis=0)
+            old = stats.get(name)
+            if old is not None:
+                channel = np.maximum(channel, old.channel_absmax)
+            stats[name] = ActivationStats(float(channel.max()), channel, len(a) + (old.tokens if old else 0))
+        return see
+
+    run_observed(model, {name: observer(name) for name in names}, batches)
     if not stats:
         raise ValueError("calibrate: no batch was given")
     return stats

@@ -34,8 +34,8 @@ from typing import Iterable
 import numpy as np
 
 from ..core.checks import check_fraction, check_int, check_positive_int
-from ..core.tensor import Tensor, no_grad
 from ..model.nn import Linear, Module
+from .calibration import run_observed
 from .quantize import QuantizedTensor, QuantScheme, pack_int4
 
 DEFAULT_TARGETS = ("attn.qkv", "attn.proj", "mlp.up", "mlp.down")
@@ -195,15 +195,16 @@ def output_error(weight: np.ndarray, quantized: np.ndarray, H: np.ndarray) -> fl
     return float(np.einsum("oi,ij,oj->", difference, H, difference))
 
 
-class _HessianRecorder(Module):
-    """Stands in for a Linear while its inputs are recorded."""
-
-    def __init__(self, inner: Linear, accumulator: HessianAccumulator):
-        self.inner, self.accumulator = inner, accumulator
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.accumulator.add(x.data)
-        return self.inner(x)
+def calibration_blocks(model: Module, batches: Iterable[np.ndarray], who: str) -> tuple[list, list[str]]:
+    """The calibration batches as arrays and the names of the model's transformer blocks
+    (``blocks.N``), in order: what a block-by-block method walks; an error names ``who``."""
+    batches = [np.asarray(b) for b in batches]
+    if not batches:
+        raise ValueError(f"{who} needs at least one calibration batch")
+    blocks = [name for name, m in model.named_modules() if name.startswith("blocks.") and name.count(".") == 1]
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} has no transformer blocks (blocks.N) to quantize")
+    return batches, blocks
 
 
 def gptq_model(model: Module, batches: Iterable[np.ndarray], bits: int = 4, group_size: int = 128,
@@ -214,35 +215,18 @@ def gptq_model(model: Module, batches: Iterable[np.ndarray], bits: int = 4, grou
     blocks correct for the earlier ones' errors too. The weights are replaced in place by their
     dequantized values (the model then computes what the quantized one will); returns the grids
     by layer name."""
-    batches = [np.asarray(b) for b in batches]
-    if not batches:
-        raise ValueError("gptq_model needs at least one calibration batch")
-    blocks = [name for name, m in model.named_modules() if name.startswith("blocks.") and name.count(".") == 1]
-    if not blocks:
-        raise ValueError(f"{type(model).__name__} has no transformer blocks (blocks.N) to quantize")
+    batches, blocks = calibration_blocks(model, batches, "gptq_model")
     results: dict[str, GridWeights] = {}
-    was_training = model.training
-    model.eval()
-    try:
+    with model.inference():
         for block in blocks:
             names = [f"{block}.{t}" for t in targets]
             layers = {name: model.get_submodule(name) for name in names}
             accumulators = {name: HessianAccumulator(layer.weight.shape[1]) for name, layer in layers.items()}
-            try:
-                for name, layer in layers.items():
-                    model.set_submodule(name, _HessianRecorder(layer, accumulators[name]))
-                with no_grad():
-                    for batch in batches:
-                        model(batch)
-            finally:
-                for name, layer in layers.items():
-                    model.set_submodule(name, layer)
+            run_observed(model, {name: accumulators[name].add for name in names}, batches)
             for name, layer in layers.items():
                 grid = gptq(layer.weight.data, accumulators[name].H, bits, group_size, block_size, damp, act_order)
                 layer.weight.data[...] = grid.dequantize(layer.weight.dtype)
                 results[name] = grid
-    finally:
-        model.train(was_training)
     return results
 
 

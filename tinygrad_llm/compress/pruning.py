@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..model.nn import Embedding, Linear, Module, Parameter
-from ..train.optim import Optimizer
+from ..train.optim import Optimizer, OptimizerWrapper
 from ..train.trainer import TrainConfig, Trainer, TrainHistory
 
 DEFAULT_TARGETS = ("attn.qkv", "attn.proj", "mlp.up", "mlp.down")  # the Linear weights of the blocks
@@ -178,7 +178,7 @@ def magnitude_prune(model: Module, sparsity: float, scope: str = "layer",
     return PruningMask(model, targets).prune(sparsity, scope)
 
 
-class MaskedOptimizer:
+class MaskedOptimizer(OptimizerWrapper):
     """An optimizer that holds a pruning mask: each step is
 
         mask the gradients  ->  the wrapped optimizer's step  ->  re-apply the mask
@@ -194,36 +194,13 @@ class MaskedOptimizer:
     def __init__(self, optimizer: Optimizer, mask: PruningMask):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"MaskedOptimizer wraps an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer, self.mask = optimizer, mask
-
-    @property
-    def lr(self) -> float:
-        return self.optimizer.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.optimizer.lr = value
-
-    @property
-    def param_groups(self) -> list[dict]:
-        return self.optimizer.param_groups
-
-    def parameters(self) -> list[Parameter]:
-        return self.optimizer.parameters()
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
+        super().__init__(optimizer)
+        self.mask = mask
 
     def step(self) -> None:
         self.mask.mask_gradients()
         self.optimizer.step()
         self.mask.apply()
-
-    def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
 
 
 def hold_mask(trainer: Trainer, mask: PruningMask) -> Trainer:

@@ -20,7 +20,6 @@ name in code (```Trainer```) become links.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import html
 import importlib
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .map import COURSE, PARTS as BOOK_PARTS, lesson
-from .notebooks import build_notebooks, find_lessons, lesson_number, select_lessons
+from .notebooks import build_notebooks, course_command, find_lessons, lesson_number, select_lessons
 from .settings import output_dir
 
 BOOK_TITLE = "tinygrad_llm: building an LLM from scratch"
@@ -533,13 +532,8 @@ def build_book(quick: bool, only: Iterable[str] | None = None, out_dir: Path | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the course as a static HTML book.")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (what CI builds)")
-    parser.add_argument("--only", nargs="+", metavar="N", help="only these lessons (numbers or file names)")
-    parser.add_argument("--out", type=Path, help="the book's folder (default: outputs/book or outputs/quick/book)")
-    args = parser.parse_args(argv)
-    build_book(args.quick, args.only, args.out)
-    return 0
+    return course_command("Build the course as a static HTML book.", build_book,
+                          "the book's folder (default: outputs/book or outputs/quick/book)", argv)
 
 
 if __name__ == "__main__":

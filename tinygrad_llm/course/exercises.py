@@ -109,19 +109,20 @@ def _array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
     return array
 
 
-def _compare(got: Any, expected: np.ndarray, what: str, hint: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+def _compare(got: Any, expected: np.ndarray, what: str, id: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """Fail with exercise ``id``'s hint unless ``got`` matches ``expected`` in shape and value."""
     expected = np.asarray(expected, dtype=np.float64)
     got = _array(got, expected.shape, what)
     if not np.allclose(got, expected, rtol=rtol, atol=atol):
         worst = float(np.abs(got - expected).max())
-        raise ExerciseFailed(f"{what} is off by up to {worst:.3g}. Hint: {hint}")
+        raise ExerciseFailed(f"{what} is off by up to {worst:.3g}. Hint: {REGISTRY[id].hint}")
 
 
-def _predicted(module: ModuleType, actual: float, what: str, hint: str, rtol: float = 0.02) -> str:
+def _predicted(module: ModuleType, actual: float, what: str, id: str, rtol: float = 0.02) -> str:
     guess = _number(module)
     if not math.isclose(guess, actual, rel_tol=rtol, abs_tol=1e-9):
         direction = "too large" if guess > actual else "too small"
-        raise ExerciseFailed(f"your prediction of {what} is {direction}. Hint: {hint}")
+        raise ExerciseFailed(f"your prediction of {what} is {direction}. Hint: {REGISTRY[id].hint}")
     shown = f"{actual:,.0f}" if float(actual).is_integer() else f"{actual:.4g}"
     return f"{what}: your prediction matches the measured {shown}"
 
@@ -150,7 +151,7 @@ def _check_01_1(module):
     got = _call(module, "numerical_gradient", f, x.copy(), 1e-5)
     t = Tensor(x, requires_grad=True)
     (t.tanh() * Tensor(w)).sum().backward()
-    _compare(got, t.grad, "numerical_gradient(f, x, eps)", REGISTRY["01.1"].hint, rtol=1e-5, atol=1e-7)
+    _compare(got, t.grad, "numerical_gradient(f, x, eps)", "01.1", rtol=1e-5, atol=1e-7)
     return "your central differences agree with autograd's gradient of sum(tanh(x) * w)"
 
 
@@ -160,7 +161,7 @@ def _check_01_2(module):
     from ..core.tensor import Tensor
     x = Tensor(np.array(2.0), requires_grad=True)
     (x * x * x + x).backward()
-    return _predicted(module, float(x.grad), "dy/dx at x = 2", REGISTRY["01.2"].hint)
+    return _predicted(module, float(x.grad), "dy/dx at x = 2", "01.2")
 
 
 # --- lesson 02: tokenization ------------------------------------------------------------------
@@ -208,8 +209,8 @@ def _check_03_1(module):
         if not (isinstance(got, tuple) and len(got) == 2):
             raise ExerciseFailed("windows() should return a pair (inputs, targets)")
         what = f"windows(tokens, context_length={T}, stride={stride})"
-        _compare(got[0], expected_x, what + " inputs", REGISTRY["03.1"].hint)
-        _compare(got[1], expected_y, what + " targets", REGISTRY["03.1"].hint)
+        _compare(got[0], expected_x, what + " inputs", "03.1")
+        _compare(got[1], expected_y, what + " targets", "03.1")
     return "windows() cuts the same (inputs, targets) pairs as a next-token data loader"
 
 
@@ -218,7 +219,7 @@ def _check_03_1(module):
 def _check_03_2(module):
     n, T, stride = 1000, 64, 48
     return _predicted(module, len(range(0, n - T, stride)),
-                      "the number of windows of 64 tokens with stride 48 in 1,000 tokens", REGISTRY["03.2"].hint,
+                      "the number of windows of 64 tokens with stride 48 in 1,000 tokens", "03.2",
                       rtol=0)
 
 
@@ -235,8 +236,8 @@ def _check_04_1(module):
     grad_out = rng.normal(size=(2, 3, 4))
     layer = Embedding(6, 4, rng=rng, dtype=np.float64)
     (layer(ids) * Tensor(grad_out)).sum().backward()
-    got = _call(module, "embedding_backward", ids, grad_out, 6)
-    _compare(got, layer.weight.grad, "embedding_backward(ids, grad_out, 6)", REGISTRY["04.1"].hint)
+    _compare(_call(module, "embedding_backward", ids, grad_out, 6),
+             layer.weight.grad, "embedding_backward(ids, grad_out, 6)", "04.1")
     return "your embedding gradient matches the package's, repeated ids included"
 
 
@@ -246,8 +247,8 @@ def _check_04_2(module):
     rng = np.random.default_rng(5)
     e = rng.normal(size=(5, 8))
     unit = e / np.linalg.norm(e, axis=1, keepdims=True)
-    got = _call(module, "cosine_similarity_matrix", e)
-    _compare(got, unit @ unit.T, "cosine_similarity_matrix(e)", REGISTRY["04.2"].hint)
+    _compare(_call(module, "cosine_similarity_matrix", e),
+             unit @ unit.T, "cosine_similarity_matrix(e)", "04.2")
     return "cosine_similarity_matrix gives 1 on the diagonal and the cosine of every pair elsewhere"
 
 
@@ -262,8 +263,7 @@ def _check_05_1(module):
     rng = np.random.default_rng(6)
     q, k, v = (rng.normal(size=(2, 3, 5, 4)) for _ in range(3))
     expected = scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), causal=True).data
-    got = _call(module, "causal_attention", q, k, v)
-    _compare(got, expected, "causal_attention(q, k, v)", REGISTRY["05.1"].hint)
+    _compare(_call(module, "causal_attention", q, k, v), expected, "causal_attention(q, k, v)", "05.1")
     return "your attention matches scaled_dot_product_attention(causal=True)"
 
 
@@ -272,7 +272,7 @@ def _check_05_1(module):
 def _check_05_2(module):
     B, H, T = 8, 4, 128
     return _predicted(module, B * H * T * T * 4,
-                      "the bytes of float32 attention weights for B=8, n_head=4, T=128", REGISTRY["05.2"].hint)
+                      "the bytes of float32 attention weights for B=8, n_head=4, T=128", "05.2")
 
 
 # --- lesson 06: the GPT -----------------------------------------------------------------------
@@ -285,7 +285,7 @@ def _check_06_1(module):
     config = GPTConfig(vocab_size=100, context_length=16, d_model=32, n_layer=2, n_head=2)
     actual = GPT(config, rng=np.random.default_rng(0)).num_parameters()
     return _predicted(module, actual, "the parameters of GPTConfig(vocab_size=100, context_length=16, "
-                      "d_model=32, n_layer=2, n_head=2)", REGISTRY["06.1"].hint, rtol=0)
+                      "d_model=32, n_layer=2, n_head=2)", "06.1", rtol=0)
 
 
 @exercise("06.2", "layer norm in NumPy",
@@ -297,8 +297,7 @@ def _check_06_2(module):
     rng = np.random.default_rng(7)
     x, w, b = rng.normal(size=(3, 4, 6)), rng.normal(size=6), rng.normal(size=6)
     expected = layer_norm(Tensor(x), Tensor(w), Tensor(b), eps=1e-5).data
-    got = _call(module, "layer_norm", x, w, b, 1e-5)
-    _compare(got, expected, "layer_norm(x, weight, bias, eps)", REGISTRY["06.2"].hint)
+    _compare(_call(module, "layer_norm", x, w, b, 1e-5), expected, "layer_norm(x, weight, bias, eps)", "06.2")
     return "your layer norm matches the package's fused one"
 
 
@@ -323,7 +322,7 @@ def _check_07_1(module):
         if not (isinstance(result, tuple) and len(result) == 3):
             raise ExerciseFailed("adamw_update() should return (param, m, v)")
         mine, m, v = (np.asarray(a, dtype=np.float64) for a in result)
-        _compare(mine, p.data, f"the parameter after step {t}", REGISTRY["07.1"].hint, rtol=1e-9, atol=1e-12)
+        _compare(mine, p.data, f"the parameter after step {t}", "07.1", rtol=1e-9, atol=1e-12)
     return "three of your AdamW steps match tinygrad_llm.train.optim.AdamW"
 
 
@@ -334,8 +333,8 @@ def _check_07_2(module):
     from ..train.optim import cosine_schedule
     for step in (0, 1, 9, 10, 11, 55, 99, 100, 150):
         expected = cosine_schedule(step, 3e-3, 10, 100, 3e-4)
-        got = _call(module, "learning_rate", step, 3e-3, 10, 100, 3e-4)
-        _compare(got, np.array(expected), f"learning_rate(step={step})", REGISTRY["07.2"].hint)
+        _compare(_call(module, "learning_rate", step, 3e-3, 10, 100, 3e-4),
+                 np.array(expected), f"learning_rate(step={step})", "07.2")
     return "your schedule matches cosine_schedule at warmup, decay and after the end"
 
 
@@ -368,8 +367,8 @@ def _check_08_1(module):
     logits = _logits_for_decoding()
     for k, temperature in ((1, 1.0), (3, 1.0), (4, 0.7)):
         expected = next_token_distribution(logits, temperature=temperature, top_k=k)
-        got = _call(module, "top_k_probs", logits, k, temperature)
-        _compare(got, expected, f"top_k_probs(logits, k={k}, temperature={temperature})", REGISTRY["08.1"].hint)
+        _compare(_call(module, "top_k_probs", logits, k, temperature),
+                 expected, f"top_k_probs(logits, k={k}, temperature={temperature})", "08.1")
     return "your top-k probabilities match next_token_distribution"
 
 
@@ -381,8 +380,8 @@ def _check_08_2(module):
     logits = _logits_for_decoding()
     for top_p in (0.3, 0.8, 0.95):
         expected = next_token_distribution(logits, top_p=top_p)
-        got = _call(module, "top_p_probs", logits, top_p)
-        _compare(got, expected, f"top_p_probs(logits, p={top_p})", REGISTRY["08.2"].hint)
+        _compare(_call(module, "top_p_probs", logits, top_p),
+                 expected, f"top_p_probs(logits, p={top_p})", "08.2")
     return "your nucleus probabilities match next_token_distribution"
 
 
@@ -407,8 +406,8 @@ def _check_08_3(module):
           "perplexity is exp of the mean negative log-likelihood per token, over all tokens together")
 def _check_09_1(module):
     nll = np.random.default_rng(10).uniform(1, 5, size=37)
-    got = _call(module, "perplexity_from_nll", nll)
-    _compare(got, np.array(math.exp(nll.mean())), "perplexity_from_nll(nll)", REGISTRY["09.1"].hint)
+    _compare(_call(module, "perplexity_from_nll", nll),
+             np.array(math.exp(nll.mean())), "perplexity_from_nll(nll)", "09.1")
     return "perplexity_from_nll is exp(mean nll)"
 
 
@@ -418,7 +417,7 @@ def _check_09_1(module):
 def _check_09_2(module):
     from ..evaluate.perplexity import sliding_windows
     return _predicted(module, len(sliding_windows(200, 64, 32)),
-                      "the windows sliding_windows(200, 64, 32) makes", REGISTRY["09.2"].hint, rtol=0)
+                      "the windows sliding_windows(200, 64, 32) makes", "09.2", rtol=0)
 
 
 # --- lesson 10: classification ----------------------------------------------------------------
@@ -430,8 +429,8 @@ def _check_10_1(module):
     true, predicted = rng.integers(0, 3, 30), rng.integers(0, 3, 30)
     expected = np.zeros((3, 3))
     np.add.at(expected, (true, predicted), 1)
-    got = _call(module, "confusion_matrix", true, predicted, 3)
-    _compare(got, expected, "confusion_matrix(true, predicted, 3)", REGISTRY["10.1"].hint)
+    _compare(_call(module, "confusion_matrix", true, predicted, 3),
+             expected, "confusion_matrix(true, predicted, 3)", "10.1")
     return "your confusion matrix has true classes in rows and predictions in columns"
 
 
@@ -445,8 +444,8 @@ def _check_10_2(module):
             precision = np.nan_to_num(diagonal / matrix.sum(axis=0))
             recall = np.nan_to_num(diagonal / matrix.sum(axis=1))
             f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
-        got = _call(module, "macro_f1", matrix)
-        _compare(got, np.array(f1.mean()), f"macro_f1 of a {len(matrix)}-class matrix", REGISTRY["10.2"].hint)
+        _compare(_call(module, "macro_f1", matrix),
+                 np.array(f1.mean()), f"macro_f1 of a {len(matrix)}-class matrix", "10.2")
     return "your macro-F1 treats every class alike, an empty class included"
 
 
@@ -460,8 +459,8 @@ def _check_11_1(module):
     for prompt_length in (1, 4, 10):
         expected = targets.copy()
         expected[: prompt_length - 1] = -100
-        got = _call(module, "mask_prompt", targets.copy(), prompt_length, -100)
-        _compare(got, expected, f"mask_prompt(targets, prompt_length={prompt_length})", REGISTRY["11.1"].hint)
+        _compare(_call(module, "mask_prompt", targets.copy(),
+                 prompt_length, -100), expected, f"mask_prompt(targets, prompt_length={prompt_length})", "11.1")
     return "mask_prompt keeps exactly the response's targets in the loss"
 
 
@@ -473,7 +472,7 @@ def _check_11_2(module):
     targets = np.arange(prompt_length + response_length - 1)
     scored = int((targets >= prompt_length - 1).sum())
     return _predicted(module, scored, "the scored targets for a 12-token prompt and a 7-token response",
-                      REGISTRY["11.2"].hint, rtol=0)
+                      "11.2", rtol=0)
 
 
 # --- lesson 12: LoRA --------------------------------------------------------------------------
@@ -484,7 +483,7 @@ def _check_12_1(module):
     from ..finetune.lora import LoRAAdapter
     adapter = LoRAAdapter(128, 384, r=8)
     return _predicted(module, adapter.num_parameters(), "the parameters of a rank-8 adapter on a 128 -> 384 Linear",
-                      REGISTRY["12.1"].hint, rtol=0)
+                      "12.1", rtol=0)
 
 
 @exercise("12.2", "the LoRA forward pass",
@@ -497,8 +496,8 @@ def _check_12_2(module):
     adapter.B.data[...] = rng.normal(size=adapter.B.shape)   # B starts at zero; make the update visible
     W, b, x = rng.normal(size=(5, 6)), rng.normal(size=5), rng.normal(size=(3, 6))
     expected = x @ W.T + b + adapter(Tensor(x)).data
-    got = _call(module, "lora_forward", x, W, b, adapter.A.data, adapter.B.data, 4.0, 2)
-    _compare(got, expected, "lora_forward(x, W, b, A, B, alpha=4, r=2)", REGISTRY["12.2"].hint)
+    _compare(_call(module, "lora_forward", x, W, b, adapter.A.data, adapter.B.data, 4.0, 2),
+             expected, "lora_forward(x, W, b, A, B, alpha=4, r=2)", "12.2")
     return "your LoRA forward matches base Linear + LoRAAdapter"
 
 
@@ -512,8 +511,8 @@ def _check_13_1(module):
     rng = np.random.default_rng(13)
     w = rng.normal(size=(4, 16)).astype(np.float32)
     expected = quantize(w, QuantScheme(bits=8, granularity="channel")).dequantize(np.float64)
-    got = _call(module, "quantize_dequantize_int8", w)
-    _compare(got, expected, "quantize_dequantize_int8(w)", REGISTRY["13.1"].hint, rtol=1e-5, atol=1e-6)
+    _compare(_call(module, "quantize_dequantize_int8", w),
+             expected, "quantize_dequantize_int8(w)", "13.1", rtol=1e-5, atol=1e-6)
     return "your int8 round trip matches quantize(w, QuantScheme(8, 'channel'))"
 
 
@@ -522,7 +521,7 @@ def _check_13_1(module):
 def _check_13_2(module):
     from ..compress.quantize import QuantScheme, quantize
     q = quantize(np.ones((256, 512), dtype=np.float32), QuantScheme(bits=8, granularity="channel"))
-    return _predicted(module, q.nbytes, "the bytes of a (256, 512) int8 per-channel weight", REGISTRY["13.2"].hint,
+    return _predicted(module, q.nbytes, "the bytes of a (256, 512) int8 per-channel weight", "13.2",
                       rtol=0)
 
 
@@ -569,7 +568,7 @@ def _check_14_2(module):
     from ..compress.pruning import magnitude_masks
     w = np.random.default_rng(15).normal(size=(48, 20))
     kept = int(magnitude_masks({"w": w}, 0.7)["w"].sum())
-    return _predicted(module, kept, "the weights a (48, 20) matrix keeps at 70 % sparsity", REGISTRY["14.2"].hint,
+    return _predicted(module, kept, "the weights a (48, 20) matrix keeps at 70 % sparsity", "14.2",
                       rtol=0)
 
 
@@ -585,8 +584,8 @@ def _check_15_1(module):
     student, teacher = rng.normal(size=(4, 7)) * 3, rng.normal(size=(4, 7)) * 3
     for temperature in (1.0, 2.0, 4.0):
         expected = kl_div_with_temperature(Tensor(student), teacher, temperature).item()
-        got = _call(module, "distillation_kl", student, teacher, temperature)
-        _compare(got, np.array(expected), f"distillation_kl(temperature={temperature})", REGISTRY["15.1"].hint,
+        _compare(_call(module, "distillation_kl", student, teacher, temperature),
+                 np.array(expected), f"distillation_kl(temperature={temperature})", "15.1",
                  rtol=1e-6)
     return "your loss matches kl_div_with_temperature at three temperatures"
 
@@ -597,4 +596,4 @@ def _check_15_2(module):
     z = np.array([0.0, math.log(9.0)]) / 2.0
     p = np.exp(z) / np.exp(z).sum()
     return _predicted(module, float(p[1]), "the second probability of softmax([0, ln 9] / 2)",
-                      REGISTRY["15.2"].hint, rtol=0.01)
+                      "15.2", rtol=0.01)

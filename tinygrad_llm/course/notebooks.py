@@ -122,15 +122,22 @@ def build_notebooks(quick: bool, only: Iterable[str] | None = None, out_dir: Pat
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Execute the lessons as Jupyter notebooks.")
+def course_command(description: str, build: Callable[..., object], out_help: str,
+                   argv: list[str] | None = None) -> int:
+    """The command line shared by the notebook and book builders: --quick, --only N..., --out."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (what CI runs)")
     parser.add_argument("--only", nargs="+", metavar="N", help="only these lessons (numbers or file names)")
-    parser.add_argument("--out", type=Path, help="folder for the .ipynb files "
-                                                 "(default: outputs/notebooks or outputs/quick/notebooks)")
+    parser.add_argument("--out", type=Path, help=out_help)
     args = parser.parse_args(argv)
-    build_notebooks(args.quick, args.only, args.out)
+    build(args.quick, args.only, args.out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return course_command("Execute the lessons as Jupyter notebooks.", build_notebooks,
+                          "folder for the .ipynb files (default: outputs/notebooks or outputs/quick/notebooks)",
+                          argv)
 
 
 if __name__ == "__main__":

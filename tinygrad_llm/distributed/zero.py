@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ..core.checks import check_choice, check_positive
-from ..train.optim import Adam, adam_update_part
+from ..train.optim import Adam, OptimizerWrapper, adam_update_part
 from .comm import Communicator
 from .ddp import Bucket
 
@@ -47,29 +47,22 @@ class _GroupShard:
         self.step = 0
 
 
-class ZeroOptimizer:
+class ZeroOptimizer(OptimizerWrapper):
     """Wraps an ``Adam``/``AdamW``: same settings (its ``lr`` is read at every step, so schedules
     keep working), state sharded over ``comm``'s ranks. Call ``step()`` after ``backward()``."""
 
     def __init__(self, optimizer: Adam, comm: Communicator, stage: int = 1) -> None:
         if not isinstance(optimizer, Adam):
             raise TypeError(f"ZeRO shards Adam's moments; got {type(optimizer).__name__}")
-        self.optimizer, self.comm = optimizer, comm
+        super().__init__(optimizer)
+        self.comm = comm
         self.stage = check_choice("stage", stage, STAGES)
         self.groups = [_GroupShard(g, comm) for g in optimizer.param_groups
                        if any(p.requires_grad for p in g["params"])]
         self.step_count = 0
 
-    @property
-    def lr(self) -> float:
-        return self.optimizer.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.optimizer.lr = value
-
     def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
+        super().zero_grad()
         for shard in self.groups:
             shard.grad = None
 

@@ -102,6 +102,42 @@ class Optimizer:
         self.step_count = int(state["step_count"])
 
 
+class OptimizerWrapper:
+    """An optimizer around another one: the learning rate, the groups, the parameters and the saved
+    state are the inner optimizer's; a subclass changes ``step`` (pruning's mask holding,
+    ZeRO's sharded update) and passes everything else through."""
+
+    def __init__(self, optimizer: Optimizer):
+        self.optimizer = optimizer
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = value
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.optimizer.param_groups
+
+    def parameters(self) -> list[Parameter]:
+        return self.optimizer.parameters()
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+
 class SGD(Optimizer):
     """p -= lr * (g + weight_decay p), with optional momentum: v = momentum v + g, p -= lr v."""
 

@@ -15,7 +15,7 @@ from tinygrad_llm import (DataLoader, Document, SlidingWindowDataset, corpus_tex
 from tinygrad_llm.text.corpus import ENDOFTEXT, split_documents
 from tinygrad_llm.text.data import token_dtype
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY_CORPUS = ROOT / "data" / "tiny_corpus.txt"
 TINY_TITLES = ["The Keeper of the North Light", "How to Bake a Loaf Without a Recipe",
                "A Short Field Guide to Mosses", "Counting in Other Bases", "The Night Train to the Coast",

@@ -16,7 +16,7 @@ from tinygrad_llm import GPT, BPETokenizer, GPTConfig, export_gpt2, perplexity
 from tinygrad_llm.model.state import load_safetensors
 from tinygrad_llm.cli import main
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 SENTENCES = ["the cat sat on the mat.", "a dog ran in the park!", "the bird sang a song.",
              "my cat ate the fish.", "we read a book at night."]
 TINY = ["--vocab-size", "280", "--d-model", "16", "--n-layer", "1", "--n-head", "2",

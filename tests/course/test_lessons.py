@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-LESSON_DIR = Path(__file__).resolve().parent.parent / "lessons"
+LESSON_DIR = Path(__file__).resolve().parents[2] / "lessons"
 LESSONS = sorted(LESSON_DIR.glob("[0-9][0-9]_*.py"))
 
 

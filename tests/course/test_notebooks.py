@@ -19,7 +19,7 @@ from tinygrad_llm.course import settings
 from tinygrad_llm.course.book import PARTS, markdown_to_html, part_of
 from tinygrad_llm.course.notebooks import select_lessons
 
-LESSON_DIR = Path(__file__).resolve().parent.parent / "lessons"
+LESSON_DIR = Path(__file__).resolve().parents[2] / "lessons"
 LESSONS = sorted(LESSON_DIR.glob("[0-9][0-9]_*.py"))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tinygrad_llm.course.map import COURSE, NEIGHBOURS, PARTS, UPCOMING, lesson, lesson_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "tinygrad_llm"
 MODULES = {".".join(path.relative_to(PACKAGE_DIR).with_suffix("").parts): path
            for path in sorted(PACKAGE_DIR.rglob("*.py")) if path.name != "__init__.py"}

@@ -19,7 +19,7 @@ import tinygrad_llm as tl
 from tinygrad_llm.core.files import atomic_write, remove_orphans, write_text_atomically
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, read_safetensors_header, save_safetensors
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -22,7 +22,7 @@ from tinygrad_llm.distributed.comm import SingleProcess, world
 from tinygrad_llm.distributed.ddp import DataParallel, make_buckets, shard_rows
 from tinygrad_llm.distributed.zero import ZeroOptimizer
 
-WORKER = Path(__file__).with_name("mpi_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "mpi_worker.py"
 
 
 def _mpi_available() -> str | None:
