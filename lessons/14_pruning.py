@@ -22,7 +22,7 @@ matrices: less memory and less work, with no sparse format at all.
 
 **Builds on:** lesson 07 (the course model, `Trainer`, `TrainConfig`, AdamW, safetensors
 checkpoints), lesson 09 (`perplexity`) and lesson 08 (`generate`).
-**Adds:** `tinygrad_llm.compress.pruning`: `magnitude_masks`, `magnitude_prune`, `PruningMask`,
+**Adds:** `tinygrad_llm.sparsity.pruning`: `magnitude_masks`, `magnitude_prune`, `PruningMask`,
 `prunable_weights`, `check_sparsity`, `MaskedOptimizer`, `hold_mask`, `finetune_pruned`,
 `sparsity_schedule`, `iterative_prune`, `head_scores`, `neuron_scores`, `lowest_scores`,
 `mask_heads`, `mask_neurons`, `shrink_heads`, `shrink_neurons`, `PrunedAttention`,
@@ -47,11 +47,11 @@ from tinygrad_llm.text.data import random_batch
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.scale.memory import format_bytes
 from tinygrad_llm.train.optim import weight_decay_groups
-from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, finetune_pruned,
+from tinygrad_llm.sparsity.pruning import (DEFAULT_TARGETS, MaskedOptimizer, finetune_pruned,
                                            iterative_prune, magnitude_masks, magnitude_prune,
                                            prunable_weights)
-from tinygrad_llm.compress.sparse import break_even_sparsity, load_sparse, save_sparse, storage_bytes
-from tinygrad_llm.compress.structured import head_scores, neuron_scores, prune_structured
+from tinygrad_llm.sparsity.sparse import break_even_sparsity, load_sparse, save_sparse, storage_bytes
+from tinygrad_llm.sparsity.structured import head_scores, neuron_scores, prune_structured
 from tinygrad_llm.course import course_model
 from tinygrad_llm.train.trainer import TrainConfig
 

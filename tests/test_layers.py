@@ -4,11 +4,12 @@ into another's private names.
 Every import is read with ``ast``, including the ones inside functions (an import hidden in a
 method body is still a dependency, it only runs later). The order of the areas follows the course:
 
-    core < text < model < train = evaluate = scale < finetune = distributed < compress < align
-    < course < cli
+    core < text < model < train = evaluate = scale < finetune = distributed < compress = sparsity
+    < align < course < cli
 
-Areas on one level (train, evaluate, scale; finetune, distributed) are siblings and may not import
-each other.
+Areas on one level (train, evaluate, scale; finetune, distributed; compress, sparsity) are
+siblings and may not import each other. An area holds one stage of the course: when it grows past
+ten modules, an idea is split out into a sibling area.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tinygrad_llm"
 PACKAGE = PACKAGE_DIR.name
 
 AREA_LEVEL = {"core": 0, "text": 1, "model": 2, "train": 3, "evaluate": 3, "scale": 3, "finetune": 4,
-              "distributed": 4, "compress": 5, "align": 6, "course": 7, "cli": 8}
+              "distributed": 4, "compress": 5, "sparsity": 5, "align": 6, "course": 7, "cli": 8}
 TOP_LEVEL = max(AREA_LEVEL.values()) + 1   # tinygrad_llm/__init__.py and __main__.py sit above all
 
 
@@ -83,6 +84,16 @@ def test_every_area_is_known():
     unknown = {module.split(".")[1] for module in MODULES
                if module.count(".") >= 1 and area(module) is None and module != f"{PACKAGE}.__main__"}
     assert not unknown, f"areas without a place in the import order: {sorted(unknown)}"
+
+
+MAX_AREA_MODULES = 10
+
+
+def test_no_area_grows_past_ten_modules():
+    sizes = {name: sum(1 for module in MODULES if area(module) == name and module != f"{PACKAGE}.{name}")
+             for name in AREA_LEVEL}
+    crowded = {name: size for name, size in sizes.items() if size > MAX_AREA_MODULES}
+    assert not crowded, f"areas past {MAX_AREA_MODULES} modules (split an idea out): {crowded}"
 
 
 def upward_imports(graph: dict) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 import tinygrad_llm as tl
 from tinygrad_llm.compress.quantized_state import load_quantized
-from tinygrad_llm.compress.sparse import load_sparse
+from tinygrad_llm.sparsity.sparse import load_sparse
 from tinygrad_llm.finetune.lora import load_lora
 from tinygrad_llm.model.state import read_safetensors_header
 from tinygrad_llm.train.trainer import load_model

@@ -68,8 +68,8 @@ from .compress.qat import fake_quantize, prepare_qat, convert_qat
 from .compress.qlora import apply_qlora
 from .scale.memory import finetune_memory
 from .compress.lowprec import round_to_bfloat16, round_to_float16
-from .compress.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned,
+from .sparsity.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, finetune_pruned,
                                iterative_prune, sparsity_schedule)
-from .compress.structured import prune_structured
-from .compress.sparse import storage_bytes, save_sparse, load_sparse
+from .sparsity.structured import prune_structured
+from .sparsity.sparse import storage_bytes, save_sparse, load_sparse
 from .compress.distill import kl_div_with_temperature, distillation_loss, Distiller

@@ -1,7 +1,7 @@
 """The tiny runs that pin the training loop down: the data, the model shapes and the settings of
 every case, shared by ``record_loops.py`` (which ran them through the loops as they were before
 there was one ``Trainer``) and ``test_loop_parity.py`` (which runs them through the one loop and
-asks for the same losses and weights, bit for bit). Plain NumPy and dicts only, so this file
+asks for the same losses and weights, bit for bit on a machine with the recording's arithmetic). Plain NumPy and dicts only, so this file
 imports under either version of the package."""
 
 from __future__ import annotations
@@ -50,12 +50,37 @@ def classification_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, labels
 
 
-def digest(state: dict[str, np.ndarray]) -> str:
-    """sha256 of every array of a state dict (names sorted): equal digests, equal weights."""
+def digest(state: dict[str, np.ndarray]) -> dict:
+    """The final weights, twice: ``sha256`` of every array (names sorted; equal digests, equal
+    weights) and, per array, its sum and the sum of its absolute values in float64, which a
+    machine whose BLAS rounds differently still reproduces to float32 precision."""
     h = hashlib.sha256()
+    sums = {}
     for name in sorted(state):
         array = np.ascontiguousarray(state[name])
         h.update(name.encode())
         h.update(str(array.dtype).encode())
         h.update(array.tobytes())
+        values = array.astype(np.float64)
+        sums[name] = [float(values.sum()), float(np.abs(values).sum())]
+    return {"sha256": h.hexdigest(), "sums": sums}
+
+
+def fingerprint() -> str:
+    """sha256 of one forward and backward pass of the tiny GPT at initialisation: the arithmetic
+    of this machine's BLAS and ufuncs, which every case depends on. Two machines with the same
+    fingerprint compute the cases bit for bit alike; others differ in the last bits of float32."""
+    from tinygrad_llm import GPT, GPTConfig   # the top-level names exist in every version
+
+    shape = {**GPT_SHAPE, "dropout": 0.0}
+    model = GPT(GPTConfig(**shape), rng=np.random.default_rng(0))
+    stream = tokens(200, 2).astype(np.int64)
+    T = shape["context_length"]
+    inputs = np.stack([stream[i:i + T] for i in range(0, 4 * T, T)])
+    targets = np.stack([stream[i + 1:i + T + 1] for i in range(0, 4 * T, T)])
+    _, loss = model(inputs, targets)
+    loss.backward()
+    h = hashlib.sha256(np.asarray(loss.data).tobytes())
+    for parameter in model.parameters():
+        h.update(np.ascontiguousarray(parameter.grad).tobytes())
     return h.hexdigest()

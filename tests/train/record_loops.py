@@ -6,9 +6,11 @@ Run once against the package as it was (the flat layout of commit 6fefed0, four 
     PYTHONPATH=../loop-old python tests/train/record_loops.py tests/data/loop_parity.json
 
 Each case of ``loop_cases`` is trained through its old loop, and the per-step losses (and the
-parts of the loss, validation numbers, and a digest of the final weights) go into the JSON file
-that ``test_loop_parity.py`` compares the one loop with, exactly. The hand-written loop of lesson
-13's quantization-aware training is copied here as the lesson wrote it.
+parts of the loss, validation numbers, and a digest and sums of the final weights) go into the
+JSON file that ``test_loop_parity.py`` compares the one loop with, beside the machine's
+``fingerprint``: exactly on a machine with the same fingerprint, to float32 precision elsewhere.
+The hand-written loop of lesson 13's quantization-aware training is copied here as the lesson
+wrote it.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def main(path: str) -> None:
         "qat": qat_case(),
     }
     assert record["trainer_resume"] == record["trainer"], "the old Trainer resumed exactly"
-    Path(path).write_text(json.dumps(record, indent=1) + "\n")
+    Path(path).write_text(json.dumps({"fingerprint": cases.fingerprint(), "cases": record}, indent=1) + "\n")
     print(f"wrote {path}: " + ", ".join(record))
 
 

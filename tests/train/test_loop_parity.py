@@ -3,9 +3,14 @@
 ``tests/data/loop_parity.json`` holds what the separate loops computed on the tiny runs of
 ``loop_cases`` (recorded by ``record_loops.py`` from the package before they became one
 ``Trainer``): per-step losses, the parts of the loss, validation numbers and a digest of the
-final weights. Each test runs the same case through today's code and compares with ==. Then
-every kind of trainer is saved halfway, loaded into a fresh trainer and finished: the result
-must equal the uninterrupted run, weights and histories.
+final weights. Each test runs the same case through today's code and compares. On a machine
+whose arithmetic is the recording machine's (the same ``fingerprint``: one forward and backward
+pass of the tiny GPT, bit for bit) the comparison is ==, every bit of every loss and weight. On
+another machine float32 products round differently in their last bits (another BLAS kernel), so
+there every number must agree to 1e-5 (absolute and relative) and the weights by their sums: a
+changed rule (a learning rate, a step off by one, a lost random state) moves the numbers by far
+more than that. Then every kind of trainer is saved halfway, loaded into a fresh trainer and
+finished: the result must equal the uninterrupted run, weights and histories.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import loop_cases as cases  # noqa: E402
 
 from tinygrad_llm import functional as F  # noqa: E402
 from tinygrad_llm.compress.distill import Distiller  # noqa: E402
-from tinygrad_llm.compress.pruning import finetune_pruned, hold_mask, iterative_prune, magnitude_prune  # noqa: E402
+from tinygrad_llm.sparsity.pruning import finetune_pruned, hold_mask, iterative_prune, magnitude_prune  # noqa: E402
 from tinygrad_llm.compress.qat import prepare_qat  # noqa: E402
 from tinygrad_llm.compress.quantize import QuantScheme  # noqa: E402
 from tinygrad_llm.core.tensor import no_grad  # noqa: E402
@@ -37,7 +42,10 @@ from tinygrad_llm.train.batches import RandomWindows  # noqa: E402
 from tinygrad_llm.train.optim import AdamW  # noqa: E402
 from tinygrad_llm.train.trainer import TrainConfig, Trainer  # noqa: E402
 
-RECORD = json.loads((Path(__file__).resolve().parents[1] / "data" / "loop_parity.json").read_text())
+_RECORDED = json.loads((Path(__file__).resolve().parents[1] / "data" / "loop_parity.json").read_text())
+RECORD = _RECORDED["cases"]
+EXACT = cases.fingerprint() == _RECORDED["fingerprint"]   # this machine computes what the recorder did
+TOLERANCE = 1e-5
 TOKENS, VAL = cases.tokens(600, 0), cases.tokens(200, 1)
 
 
@@ -50,6 +58,36 @@ def same(a, b) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return a == b
+
+
+def close(a, b) -> bool:
+    """Like ``same``, but floats within ``TOLERANCE`` (absolute plus relative) and a weights digest
+    compared by its per-array sums, not its hash (which no other rounding reproduces)."""
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return abs(a - b) <= TOLERANCE * (1 + abs(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = a.keys() - {"sha256"}
+        return keys == b.keys() - {"sha256"} and all(close(a[k], b[k]) for k in keys)
+    return a == b
+
+
+def agrees(a, b) -> bool:
+    """The comparison this machine can promise: bit for bit where its arithmetic is the recorder's."""
+    return same(a, b) if EXACT else close(a, b)
+
+
+def test_the_tolerant_comparison_still_sees_a_changed_rule():
+    """What ``close`` forgives is float32 rounding, not a different run: a learning rate 1 % off
+    changes the losses of the plain trainer case by more than the tolerance."""
+    config = dataclasses.replace(lm_config(), learning_rate=cases.LM_SETTINGS["learning_rate"] * 1.01)
+    trainer = Trainer(gpt(cases.GPT_SHAPE, 0), TOKENS, VAL, config, log=None)
+    trainer.train()
+    assert not close(lm_record(trainer), RECORD["trainer"])
+    assert close(RECORD["trainer"], RECORD["trainer"])
 
 
 def gpt(shape: dict, seed: int) -> GPT:
@@ -88,11 +126,11 @@ def make_lm(other_start: bool = False) -> Trainer:
 def test_trainer_reproduces_the_old_trainer():
     trainer = make_lm()
     trainer.train()
-    assert same(lm_record(trainer), RECORD["trainer"])
+    assert agrees(lm_record(trainer), RECORD["trainer"])
 
 
 def test_trainer_resumes_exactly(tmp_path):
-    assert same(lm_record(resumed(make_lm, tmp_path, cases.LM_STEPS // 2)), RECORD["trainer_resume"])
+    assert agrees(lm_record(resumed(make_lm, tmp_path, cases.LM_STEPS // 2)), RECORD["trainer_resume"])
     assert RECORD["trainer_resume"] == RECORD["trainer"]
 
 
@@ -109,13 +147,13 @@ def test_distiller_reproduces_the_old_distiller(alpha, key):
     distiller = make_distiller(alpha)
     distiller.train()
     record = {**lm_record(distiller), "soft_loss": distiller.soft_loss, "hard_loss": distiller.hard_loss}
-    assert same(record, RECORD[key])
+    assert agrees(record, RECORD[key])
 
 
 def test_distiller_resumes_exactly_with_its_terms(tmp_path):
     distiller = resumed(lambda other_start=False: make_distiller(0.5, other_start), tmp_path, 4)
     record = {**lm_record(distiller), "soft_loss": distiller.soft_loss, "hard_loss": distiller.hard_loss}
-    assert same(record, RECORD["distiller"])
+    assert agrees(record, RECORD["distiller"])
 
 
 # --- lesson 11: InstructionTrainer ------------------------------------------------------------
@@ -137,14 +175,14 @@ def instruct_record(trainer: InstructionTrainer, h) -> dict:
 @pytest.mark.parametrize("fraction, key", [(0.0, "instruct"), (0.25, "instruct_replay")])
 def test_instruction_trainer_reproduces_the_old_one(fraction, key):
     trainer = make_instruct(fraction)
-    assert same(instruct_record(trainer, trainer.train()), RECORD[key])
+    assert agrees(instruct_record(trainer, trainer.train()), RECORD[key])
 
 
 @pytest.mark.parametrize("fraction, key", [(0.0, "instruct"), (0.25, "instruct_replay")])
 def test_instruction_trainer_resumes_exactly_mid_pass(fraction, key, tmp_path):
     # 3 steps of 4 rows (3 with replay) over 7 examples: the save falls inside a pass
     trainer = resumed(lambda other_start=False: make_instruct(fraction, other_start), tmp_path, 3)
-    assert same(instruct_record(trainer, trainer.train()), RECORD[key])
+    assert agrees(instruct_record(trainer, trainer.train()), RECORD[key])
 
 
 # --- lesson 10: train_classifier --------------------------------------------------------------
@@ -173,7 +211,7 @@ def test_train_classifier_reproduces_the_old_loop(kind):
     model, inputs, labels, val = classifier_setup(kind)
     h = train_classifier(model, inputs, labels, FineTuneConfig(**cases.CLASSIFY_SETTINGS),
                          np.random.default_rng(9), val=val)
-    assert same(classifier_record(model, h), RECORD[f"classifier_{kind}"])
+    assert agrees(classifier_record(model, h), RECORD[f"classifier_{kind}"])
 
 
 @pytest.mark.parametrize("kind", ["top_k", "head"])
@@ -188,8 +226,8 @@ def test_classifier_training_resumes_exactly_with_the_best_weights(kind, tmp_pat
     trainer = resumed(make, tmp_path, 4)   # at the first evaluation: a best is held
     trainer.model.eval()
     record = RECORD[f"classifier_{kind}"]
-    assert same(trainer.history.train_loss, record["train_loss"])
-    assert same(trainer.history.metrics["val_accuracy"], record["val_accuracy"])
+    assert agrees(trainer.history.train_loss, record["train_loss"])
+    assert agrees(trainer.history.metrics["val_accuracy"], record["val_accuracy"])
     assert trainer.hooks[0].best_step == record["best_step"]
     assert cases.digest(trainer.model.state_dict()) == record["weights"]
 
@@ -201,14 +239,14 @@ def test_finetune_pruned_reproduces_the_old_run():
     model = gpt(cases.GPT_SHAPE, 0)
     h = finetune_pruned(model, magnitude_prune(model, 0.5), TOKENS, lm_config(5), VAL)
     record = {"train_loss": h.train_loss, "val_loss": h.val_loss, "weights": cases.digest(model.state_dict())}
-    assert same(record, RECORD["finetune_pruned"])
+    assert agrees(record, RECORD["finetune_pruned"])
 
 
 def test_iterative_prune_reproduces_the_old_run():
     model = gpt(cases.GPT_SHAPE, 0)
     mask, records = iterative_prune(model, TOKENS, 0.6, 3, lm_config(6), val_tokens=VAL)
     record = {"records": records, "sparsity": mask.sparsity(), "weights": cases.digest(model.state_dict())}
-    assert same(record, RECORD["iterative_prune"])
+    assert agrees(record, RECORD["iterative_prune"])
 
 
 def test_pruned_fine_tuning_resumes_exactly(tmp_path):
@@ -221,9 +259,9 @@ def test_pruned_fine_tuning_resumes_exactly(tmp_path):
             model.load_state_dict(pruned)   # any start: the checkpoint holds the weights
         return hold_mask(Trainer(model, TOKENS, VAL, lm_config(5), log=None), mask)
     trainer = resumed(make, tmp_path, 4)
-    assert same(trainer.history.train_loss, RECORD["finetune_pruned"]["train_loss"])
-    assert same(trainer.history.val_loss, RECORD["finetune_pruned"]["val_loss"])
-    assert cases.digest(model.state_dict()) == RECORD["finetune_pruned"]["weights"]
+    assert agrees(trainer.history.train_loss, RECORD["finetune_pruned"]["train_loss"])
+    assert agrees(trainer.history.val_loss, RECORD["finetune_pruned"]["val_loss"])
+    assert agrees(cases.digest(model.state_dict()), RECORD["finetune_pruned"]["weights"])
     assert mask.pruned_are_zero()
 
 
@@ -256,13 +294,13 @@ def make_qat(other_start: bool = False) -> Trainer:
 def test_qat_through_the_trainer_reproduces_lesson_13s_loop():
     trainer = make_qat()
     trainer.train()
-    assert same({"kl": trainer.history.terms["kl"], "weights": cases.digest(trainer.model.state_dict())},
+    assert agrees({"kl": trainer.history.terms["kl"], "weights": cases.digest(trainer.model.state_dict())},
                 RECORD["qat"])
 
 
 def test_qat_resumes_exactly(tmp_path):
     trainer = resumed(make_qat, tmp_path, 3)
-    assert same({"kl": trainer.history.terms["kl"], "weights": cases.digest(trainer.model.state_dict())},
+    assert agrees({"kl": trainer.history.terms["kl"], "weights": cases.digest(trainer.model.state_dict())},
                 RECORD["qat"])
 
 

@@ -547,7 +547,7 @@ def _check_13_3(module):
           "remove the k = round(sparsity * w.size) entries of smallest |w| (True = kept); "
           "np.argsort(np.abs(w), axis=None, kind='stable') orders them, ties by position")
 def _check_14_1(module):
-    from ..compress.pruning import magnitude_masks
+    from ..sparsity.pruning import magnitude_masks
     rng = np.random.default_rng(14)
     w = rng.normal(size=(6, 5))
     for sparsity in (0.0, 0.3, 0.5, 0.9):
@@ -565,7 +565,7 @@ def _check_14_1(module):
 @exercise("14.2", "predict: the weights left after pruning",
           "sparsity is the fraction removed; the count removed is rounded to an integer")
 def _check_14_2(module):
-    from ..compress.pruning import magnitude_masks
+    from ..sparsity.pruning import magnitude_masks
     w = np.random.default_rng(15).normal(size=(48, 20))
     kept = int(magnitude_masks({"w": w}, 0.7)["w"].sum())
     return _predicted(module, kept, "the weights a (48, 20) matrix keeps at 70 % sparsity", "14.2",

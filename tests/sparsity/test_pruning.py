@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 
 from tinygrad_llm import GPT, AdamW, GPTConfig, gradcheck
-from tinygrad_llm.compress import pruning, sparse, structured
+from tinygrad_llm.sparsity import pruning, sparse, structured
 from tinygrad_llm.model.state import CheckpointError, load_safetensors, save_safetensors
 from tinygrad_llm.model.generation import generate
 from tinygrad_llm.train.optim import weight_decay_groups
-from tinygrad_llm.compress.pruning import (DEFAULT_TARGETS, MaskedOptimizer, PruningMask, check_sparsity,
+from tinygrad_llm.sparsity.pruning import (DEFAULT_TARGETS, MaskedOptimizer, PruningMask, check_sparsity,
                                            finetune_pruned, hold_mask, iterative_prune, magnitude_masks,
                                            magnitude_prune, prunable_weights, sparsity_schedule)
-from tinygrad_llm.compress.structured import (PrunedAttention, head_scores, lowest_scores, mask_heads,
+from tinygrad_llm.sparsity.structured import (PrunedAttention, head_scores, lowest_scores, mask_heads,
                                               mask_neurons, neuron_scores, prune_structured, shrink_heads,
                                               shrink_neurons)
-from tinygrad_llm.compress.sparse import (bitmap_bytes, break_even_sparsity, csr_bytes, index_dtype,
+from tinygrad_llm.sparsity.sparse import (bitmap_bytes, break_even_sparsity, csr_bytes, index_dtype,
                                           load_sparse, save_sparse, storage_bytes, to_csr)
 from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
