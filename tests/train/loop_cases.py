@@ -1,8 +1,8 @@
 """The tiny runs that pin the training loop down: the data, the model shapes and the settings of
 every case, shared by ``record_loops.py`` (which ran them through the loops as they were before
 there was one ``Trainer``) and ``test_loop_parity.py`` (which runs them through the one loop and
-asks for the same losses and weights, bit for bit on a machine with the recording's arithmetic). Plain NumPy and dicts only, so this file
-imports under either version of the package."""
+asks for the same losses and weights, bit for bit on a machine with the recording's arithmetic).
+Plain NumPy and dicts only, so this file imports under either version of the package."""
 
 from __future__ import annotations
 
