@@ -64,8 +64,9 @@ def test_jupytext_reads_markdown_cells_where_the_text_is(lesson: Path):
 
 
 def test_every_lesson_has_one_part_and_the_parts_are_the_course_order():
-    assert [part for part, _ in PARTS] == ["Foundations", "Pretraining", "Model families", "Decoding and evaluation",
-                                          "Scale", "Fine-tuning", "Compression and deployment", "Alignment"]
+    assert [part for part, _ in PARTS] == ["Foundations", "Pretraining", "Decoding and evaluation", "Fine-tuning",
+                                          "Compression and deployment", "Scale", "Model families",
+                                          "Benchmarks and adaptation", "Alignment"]
     numbers = [n for _, lessons in PARTS for n in lessons]
     assert numbers == sorted(numbers) and len(numbers) == len(set(numbers))
     assert [part_of(int(p.name[:2])) for p in LESSONS]   # every lesson is in the table

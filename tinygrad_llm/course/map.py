@@ -27,9 +27,11 @@ class Lesson:
     modules: tuple[str, ...] = ()
 
 
-# The book's parts, in course order; a part may have no lesson yet.
-PARTS: tuple[str, ...] = ("Foundations", "Pretraining", "Model families", "Decoding and evaluation", "Scale",
-                          "Fine-tuning", "Compression and deployment", "Alignment")
+# The book's parts, in course order (lesson numbers grow from part to part); a part may have no
+# lesson yet.
+PARTS: tuple[str, ...] = ("Foundations", "Pretraining", "Decoding and evaluation", "Fine-tuning",
+                          "Compression and deployment", "Scale", "Model families", "Benchmarks and adaptation",
+                          "Alignment")
 
 COURSE: tuple[Lesson, ...] = (
     Lesson(1, "01_autograd.py",
