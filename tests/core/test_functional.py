@@ -297,3 +297,14 @@ def test_layer_norm_skips_the_gradients_of_frozen_parameters():
         out = F.layer_norm(x, weight, bias)
         grads = out._backward(np.ones(out.shape))
         assert [g is not None for g in grads] == [n in trainable for n in ("x", "weight", "bias")]
+
+
+def test_log_sigmoid_is_finite_where_the_composed_version_underflows():
+    x = Tensor(np.array([-1000.0, -40.0, 0.0, 40.0]), requires_grad=True)
+    out = F.log_sigmoid(x)
+    np.testing.assert_allclose(out.data, [-1000.0, -40.0 - np.log1p(np.exp(-40.0)), -np.log(2.0), -np.exp(-40.0)],
+                               rtol=1e-12)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0, 1.0, 0.5, np.exp(-40.0)], rtol=1e-12)
+    with np.errstate(divide="ignore"):
+        assert np.isinf(F.log_sigmoid_composed(Tensor(np.array([-1000.0]))).data[0])

@@ -301,6 +301,25 @@ def gelu_composed(x: Tensor) -> Tensor:
     return 0.5 * x * (1 + (_GELU_C * (x + 0.044715 * x ** 3)).tanh())
 
 
+def log_sigmoid(x: Tensor) -> Tensor:
+    """log s(x) = -log(1 + e^-x), fused and stable for any x: min(x, 0) - log1p(e^-|x|), so a
+    margin of -1000 gives -1000 rather than log(0). d/dx log s(x) = 1 - s(x) = s(-x).
+
+    The pairwise losses of the alignment lessons, -log s(r_chosen - r_rejected), are built on it;
+    ``log_sigmoid_composed`` is the naive ``x.sigmoid().log()`` it is checked against."""
+    a = x.data
+    soft = np.log1p(np.exp(-np.abs(a)))
+    out = np.minimum(a, 0) - soft
+    one_minus_s = np.exp(np.minimum(-a, 0) - soft)   # s(-x) = exp(log s(-x)): no cancellation for large x
+
+    return Tensor.from_op(out, (x,), lambda g: (g * one_minus_s,))
+
+
+def log_sigmoid_composed(x: Tensor) -> Tensor:
+    """Reference log-sigmoid from primitives (underflows to log 0 for very negative x)."""
+    return x.sigmoid().log()
+
+
 def dropout_mask(shape: tuple, p: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """(keep, scale): a boolean mask that keeps each entry with probability 1 - p, and the factor
     1 / P(keep) that leaves the expected value unchanged.

@@ -101,6 +101,11 @@ UPCOMING: dict[str, str] = {
     "compress.gptq": "the deployment lesson",
     "compress.awq": "the deployment lesson",
     "compress.export": "the deployment lesson",
+    "align.preferences": "the alignment lessons",
+    "align.sequences": "the alignment lessons",
+    "align.reward_model": "the alignment lessons",
+    "align.dpo": "the alignment lessons",
+    "align.ppo": "the alignment lessons",
 }
 
 # module -> the module it builds on (its docstring says what it adds over it)
