@@ -7,8 +7,8 @@ final weights. Each test runs the same case through today's code and compares. O
 whose arithmetic is the recording machine's (the same ``fingerprint``: one forward and backward
 pass of the tiny GPT, bit for bit) the comparison is ==, every bit of every loss and weight. On
 another machine float32 products round differently in their last bits (another BLAS kernel), so
-there every number must agree to 1e-5 (absolute and relative) and the weights by their sums: a
-changed rule (a learning rate, a step off by one, a lost random state) moves the numbers by far
+there every loss must agree to 1e-5 (absolute and relative) and the weights by their sums, to 3e-4
+of each array's scale (``close_sums``): a changed rule (a learning rate, a step off by one, a lost random state) moves the numbers by far
 more than that. Then every kind of trainer is saved halfway, loaded into a fresh trainer and
 finished: the result must equal the uninterrupted run, weights and histories.
 """
@@ -45,7 +45,8 @@ from tinygrad_llm.train.trainer import TrainConfig, Trainer  # noqa: E402
 _RECORDED = json.loads((Path(__file__).resolve().parents[1] / "data" / "loop_parity.json").read_text())
 RECORD = _RECORDED["cases"]
 EXACT = cases.fingerprint() == _RECORDED["fingerprint"]   # this machine computes what the recorder did
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5          # losses and metrics: float32 rounding moves them by ~1e-7
+WEIGHT_TOLERANCE = 3e-4   # weight sums, relative to the array's sum of |w| (see close_sums)
 TOKENS, VAL = cases.tokens(600, 0), cases.tokens(200, 1)
 
 
@@ -70,9 +71,21 @@ def close(a, b) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        keys = a.keys() - {"sha256"}
-        return keys == b.keys() - {"sha256"} and all(close(a[k], b[k]) for k in keys)
+        if "sums" in a and "sums" in b:
+            return close_sums(a["sums"], b["sums"])
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
     return a == b
+
+
+def close_sums(a: dict, b: dict) -> bool:
+    """Per-array [sum, sum of |w|] within ``WEIGHT_TOLERANCE`` of the array's sum of |w|: AdamW
+    turns a rounding-sized change in a near-zero gradient into a step of the learning rate's size
+    in that entry, so weights drift further from another machine's than losses do (5e-5 of the
+    scale measured, against 2e-3 for a learning rate 1 % off)."""
+    if a.keys() != b.keys():
+        return False
+    return all(abs(x - y) <= WEIGHT_TOLERANCE * (1 + b[name][1])
+               for name in a for x, y in zip(a[name], b[name]))
 
 
 def agrees(a, b) -> bool:
@@ -82,11 +95,13 @@ def agrees(a, b) -> bool:
 
 def test_the_tolerant_comparison_still_sees_a_changed_rule():
     """What ``close`` forgives is float32 rounding, not a different run: a learning rate 1 % off
-    changes the losses of the plain trainer case by more than the tolerance."""
+    changes the losses of the plain trainer case, and its weights, by more than the tolerances."""
     config = dataclasses.replace(lm_config(), learning_rate=cases.LM_SETTINGS["learning_rate"] * 1.01)
     trainer = Trainer(gpt(cases.GPT_SHAPE, 0), TOKENS, VAL, config, log=None)
     trainer.train()
-    assert not close(lm_record(trainer), RECORD["trainer"])
+    record = lm_record(trainer)
+    assert not close(record["train_loss"], RECORD["trainer"]["train_loss"])
+    assert not close(record["weights"], RECORD["trainer"]["weights"])
     assert close(RECORD["trainer"], RECORD["trainer"])
 
 
@@ -229,7 +244,7 @@ def test_classifier_training_resumes_exactly_with_the_best_weights(kind, tmp_pat
     assert agrees(trainer.history.train_loss, record["train_loss"])
     assert agrees(trainer.history.metrics["val_accuracy"], record["val_accuracy"])
     assert trainer.hooks[0].best_step == record["best_step"]
-    assert cases.digest(trainer.model.state_dict()) == record["weights"]
+    assert agrees(cases.digest(trainer.model.state_dict()), record["weights"])
 
 
 # --- lesson 14: pruning -----------------------------------------------------------------------
