@@ -55,6 +55,8 @@ WRONG = {
     "14.2": ("288", "672"),                                              # the pruned count, not the kept
     "15.1": ("temperature ** 2 *", ""),                                  # no T^2
     "15.2": ("0.75", "0.9"),                                             # forgot the temperature
+    "27.1": ("np.logaddexp(0.0, -margin)", "np.log(1 + np.exp(-margin))"),    # overflows at large margins
+    "27.2": ("120", "60"),                                               # unordered pairs counted once per two
 }
 
 

@@ -597,3 +597,30 @@ def _check_15_2(module):
     p = np.exp(z) / np.exp(z).sum()
     return _predicted(module, float(p[1]), "the second probability of softmax([0, ln 9] / 2)",
                       "15.2", rtol=0.01)
+
+
+@exercise("27.1", "the Bradley-Terry loss",
+          "-log s(m) = log(1 + e^-m) = np.logaddexp(0, -m) for the margin m = r_c - r_r, "
+          "which stays finite for a margin of -1000")
+def _check_27_1(module):
+    from ..align.reward_model import pairwise_loss
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(27)
+    for scale in (1.0, 50.0, 1000.0):
+        chosen, rejected = rng.normal(size=6) * scale, rng.normal(size=6) * scale
+        expected = pairwise_loss(Tensor(chosen), Tensor(rejected)).item()
+        with np.errstate(over="ignore"):
+            got = _call(module, "bradley_terry_loss", chosen, rejected)
+        if not np.all(np.isfinite(np.asarray(got, dtype=np.float64))):
+            raise ExerciseFailed(f"bradley_terry_loss at reward scale {scale:g} should be finite, got {got}. "
+                                 f"Hint: {REGISTRY['27.1'].hint}")
+        _compare(got, np.array(expected), f"bradley_terry_loss at reward scale {scale:g}", "27.1", rtol=1e-9)
+    return "your loss matches pairwise_loss, also for margins in the hundreds"
+
+
+@exercise("27.2", "predict: pairs from rankings",
+          "a ranking of K answers states C(K, 2) = K (K - 1) / 2 preferences; there are 12 rankings")
+def _check_27_2(module):
+    from ..align.preferences import ranking_pairs
+    return _predicted(module, float(12 * len(ranking_pairs(5))), "the number of preference pairs", "27.2",
+                      rtol=0.0)

@@ -82,6 +82,10 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(15, "15_distillation.py",
            "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
            "Compression and deployment", ("compress.distill",)),
+    Lesson(27, "27_reward_model.py",
+           "an alignment criterion and published judges, simulated labellers, a reward model trained on rankings",
+           "Alignment", ("align.preferences", "align.sequences", "align.sampling", "align.reward_model",
+                         "course.alignment")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
@@ -101,9 +105,6 @@ UPCOMING: dict[str, str] = {
     "compress.gptq": "the deployment lesson",
     "compress.awq": "the deployment lesson",
     "compress.export": "the deployment lesson",
-    "align.preferences": "the alignment lessons",
-    "align.sequences": "the alignment lessons",
-    "align.reward_model": "the alignment lessons",
     "align.dpo": "the alignment lessons",
     "align.ppo": "the alignment lessons",
 }
