@@ -82,6 +82,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(15, "15_distillation.py",
            "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
            "Compression and deployment", ("compress.distill",)),
+    Lesson(16, "16_deployment_quantization.py",
+           "GPTQ and AWQ against rounding at 4 and 3 bits; the model exported to GGUF, read back and run by llama.cpp",
+           "Compression and deployment", ("compress.gptq", "compress.awq", "model.gguf", "compress.export")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
@@ -89,7 +92,6 @@ COURSE: tuple[Lesson, ...] = (
 UPCOMING: dict[str, str] = {
     "model.rnn": "the model-families lessons",
     "model.recompute": "the scale lessons",
-    "model.gguf": "the deployment lesson",
     "scale.compute": "the scale lessons",
     "scale.sharding": "the scale lessons",
     "distributed.comm": "the scale lessons",
@@ -98,9 +100,6 @@ UPCOMING: dict[str, str] = {
     "evaluate.harness": "the evaluation lessons",
     "evaluate.benchmarks": "the evaluation lessons",
     "evaluate.lm_eval_adapter": "the evaluation lessons",
-    "compress.gptq": "the deployment lesson",
-    "compress.awq": "the deployment lesson",
-    "compress.export": "the deployment lesson",
 }
 
 # module -> the module it builds on (its docstring says what it adds over it)
@@ -118,6 +117,10 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
     "evaluate.answers": "evaluate.metrics",
+    "compress.gptq": "compress.quantize",
+    "compress.awq": "compress.gptq",
+    "model.gguf": "model.state",
+    "compress.export": "model.gguf",
 }
 
 
