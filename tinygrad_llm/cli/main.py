@@ -9,6 +9,8 @@ What the lessons do step by step, from a shell::
     tinygrad-llm generate --gpt2 path/to/gpt2 --prompt "Hello, I am" --top-k 40
     tinygrad-llm eval --checkpoint run/model.safetensors text.txt --stride 64
     tinygrad-llm tokenize "Hello world" --gpt2 path/to/gpt2
+    tinygrad-llm export --checkpoint run/model.safetensors --format gguf --dtype q8_0 --out model.gguf
+    tinygrad-llm export --checkpoint run/model.safetensors --format hf --out run/hf
     tinygrad-llm exercise check 05.2                      check the answer in exercises/05_2.py
 
 Every subcommand parses its flags, checks them all before any work starts, and calls the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import re
 import sys
 import time
@@ -46,7 +49,8 @@ from ..course.recipe import course_model_config, course_tokenizer, course_train_
 from ..evaluate.perplexity import token_nll
 from ..model.generation import generate
 from ..model.gpt import GPT
-from ..model.gpt2 import load_gpt2
+from ..model.gpt2 import export_gpt2, load_gpt2
+from ..compress.export import DTYPES as GGUF_DTYPES, export_gguf
 from ..train.trainer import TrainConfig, Trainer, load_checkpoint_file, load_model
 
 PROG = "tinygrad-llm"
@@ -428,6 +432,37 @@ def cmd_tokenize(args) -> int:
     return 0
 
 
+# --- export -----------------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("gguf", "hf")
+
+
+def cmd_export(args) -> int:
+    """A checkpoint (or GPT-2 folder) as a GGUF file for llama.cpp, or as a Hugging Face GPT-2 folder."""
+    out = Path(args.out)
+    if args.format == "gguf":
+        if args.without_tokenizer:
+            raise UsageError("--without-tokenizer is for --format hf; a GGUF file always carries its tokenizer")
+        check_output_file(out, "--out")
+    else:
+        if args.dtype not in (None, "f32"):
+            raise UsageError(f"--dtype {args.dtype} is for --format gguf; the Hugging Face export keeps "
+                             f"the model's float32 weights")
+        check_output_folder(out, "--out")
+    model, tokenizer = load_model_and_tokenizer(args)
+    if args.format == "gguf":
+        if importlib.util.find_spec("gguf") is None:
+            raise InputError('--format gguf needs the gguf package: pip install -e ".[gguf]"')
+        path = export_gguf(model.eval(), tokenizer, out, args.dtype or "f32")
+        print(f"wrote {path} ({path.stat().st_size:,} bytes, matrices in {args.dtype or 'f32'}): "
+              f"llama.cpp's GPT-2 architecture with the tokenizer")
+    else:
+        folder = export_gpt2(model, out, None if args.without_tokenizer else tokenizer)
+        written = ", ".join(sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")))
+        print(f"wrote {folder}: {written}")
+    return 0
+
+
 def cmd_exercise(args) -> int:
     """``exercise list`` prints every exercise; ``exercise check ID`` checks the learner's answer."""
     from ..course.exercises import EXERCISE_DIR, REGISTRY, ExerciseFailed, check_exercise
@@ -547,6 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="the quick course tokenizer (default: the course tokenizer)")
     p.set_defaults(run=cmd_tokenize)
+
+    p = commands.add_parser("export", help="write a model as a GGUF file or a Hugging Face folder",
+                            description="Export a checkpoint (or GPT-2 folder) and its tokenizer: a GGUF "
+                                        "file for llama.cpp, or a Hugging Face GPT-2 folder.")
+    _add_model_source(p)
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="gguf",
+                   help="gguf: one file for llama.cpp (default); hf: config.json, model.safetensors "
+                        "and the tokenizer files for transformers")
+    p.add_argument("--dtype", choices=GGUF_DTYPES,
+                   help="storage type of the weight matrices in the GGUF file (default f32)")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="the GGUF file to write, or the folder for --format hf")
+    p.add_argument("--without-tokenizer", action="store_true",
+                   help="--format hf only: write the model without vocab.json and merges.txt")
+    p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("exercise", help="list the course's exercises or check an answer",
                             description="List the exercises, or check the answer in exercises/NN_K.py.")
