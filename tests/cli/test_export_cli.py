@@ -115,3 +115,25 @@ def test_export_needs_an_out_path(capsys, checkpoint):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--checkpoint", str(checkpoint)])
     assert exit_info.value.code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_a_model_trained_with_the_gpt2_pattern_leaves_with_its_tokenizer(capsys, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" ".join(SENTENCES * 24), encoding="utf-8")
+    checkpoint = tmp_path / "run" / "model.safetensors"
+    assert main(["train", str(corpus), *TINY, "--steps", "2", "--pattern", "gpt2", "--out", str(checkpoint)]) == 0
+    out = tmp_path / "hf"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "hf", "--out", str(out)]) == 0
+    ours = BPETokenizer.load(checkpoint.with_name("model.tokenizer.json"))
+    sample = "the cat's 2024 mat<|endoftext|>"
+    assert BPETokenizer.from_gpt2(out).encode(sample, allowed_special="all") == ours.encode(sample, allowed_special="all")
+    assert (out / "tokenizer_config.json").is_file()
+
+
+def test_pattern_is_for_a_tokenizer_trained_here(capsys, tmp_path):
+    tokenizer = BPETokenizer.train(" ".join(SENTENCES * 5), 270)
+    tokenizer.save(tmp_path / "t.json")
+    (tmp_path / "c.txt").write_text(" ".join(SENTENCES * 5), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", str(tmp_path / "c.txt"), "--tokenizer", str(tmp_path / "t.json"), "--pattern", "gpt2"])
+    assert exit_info.value.code == 2 and "--pattern applies to a tokenizer trained here" in capsys.readouterr().err

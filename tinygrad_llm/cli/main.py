@@ -45,7 +45,8 @@ from ..text.patterns import ENDOFTEXT
 from ..model.state import CheckpointError, config_from_metadata
 from ..text.corpus import read_text
 from ..course.settings import output_dir
-from ..course.recipe import course_model_config, course_tokenizer, course_train_config, prepare_with_defaults
+from ..course.recipe import (COURSE_PATTERN, COURSE_PATTERNS, course_model_config, course_tokenizer,
+                             course_train_config, prepare_with_defaults)
 from ..evaluate.perplexity import token_nll
 from ..model.generation import generate
 from ..model.gpt import GPT
@@ -264,14 +265,20 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="where token arrays go (default: <output folder>/data)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for a smoke test")
+    parser.add_argument("--pattern", choices=COURSE_PATTERNS, default=COURSE_PATTERN,
+                        help="how a new tokenizer splits text before its merges: gpt4 (the course's, "
+                             "default) or gpt2 (GPT-2's; a model trained with it can be exported to "
+                             "Hugging Face with its tokenizer)")
 
 
 def _prepare(args, tokenizer: BPETokenizer | None = None, force: bool = False):
     if args.source is not None:
         check_input(args.source, "corpus", "file or folder")
+    if tokenizer is not None and args.pattern != COURSE_PATTERN:
+        raise UsageError("--pattern applies to a tokenizer trained here, not to --tokenizer's")
     return prepare_with_defaults(args.source, tokenizer=tokenizer, vocab_size=args.vocab_size,
                                  val_fraction=args.val_fraction, out_dir=args.data_dir, force=force,
-                                 quick=args.quick)
+                                 quick=args.quick, pattern=args.pattern)
 
 
 def cmd_prepare(args) -> int:
