@@ -314,7 +314,9 @@ def special_token_files(special_tokens: dict[str, int], endoftext: str = "<|endo
     for older readers. ``endoftext``, when the tokenizer has it, is bos, eos and unk, as in GPT-2
     (a model export refuses a tokenizer without it: ``model.gpt2.export_gpt2``)."""
     others = [name for name in sorted(special_tokens, key=special_tokens.get) if name != endoftext]
-    roles = {"bos_token": endoftext, "eos_token": endoftext, "unk_token": endoftext} if endoftext in special_tokens else {}
+    roles = {"bos_token": endoftext, "eos_token": endoftext, "unk_token": endoftext}
+    if endoftext not in special_tokens:
+        roles = {}
     added = {str(i): {"content": name, "lstrip": False, "normalized": False, "rstrip": False,
                       "single_word": False, "special": True}
              for name, i in sorted(special_tokens.items(), key=lambda item: item[1])}
