@@ -545,7 +545,7 @@ else:
 # * On the whole model GPTQ and AWQ beat rounding at every setting in a full run (checked), and on
 #   the model with salient channels too (checked). How much of rounding's damage each removes,
 #   and how int3 fares, is printed below; GPTQ, which corrects any error whatever its cause, does
-#   better than AWQ on this model.
+#   better than AWQ on this model, with or without salient channels (checked).
 # * The GGUF files load back with the same logits (float32, checked) and the same tokenizer
 #   (checked); the Q4_1 file holds GPTQ's codes with float16 scales (checked), and Q8_0 costs
 #   little perplexity (printed).
@@ -553,7 +553,7 @@ else:
 # %%
 for setting in SETTINGS:
     rtn_increase = increase[f"round to nearest, {setting}"]
-    print(f"{setting}: rounding +{rtn_increase:.2f} perplexity; GPTQ removes "
+    print(f"{setting}: rounding {rtn_increase:+.2f} perplexity; GPTQ removes "
           f"{1 - increase[f'GPTQ, {setting}'] / rtn_increase:.0%} of it, AWQ "
           f"{1 - increase[f'AWQ, {setting}'] / rtn_increase:.0%}")
 gptq_seconds = results[f"GPTQ, {MAIN}"]["seconds"]
@@ -595,6 +595,8 @@ if not QUICK:   # the quick model is barely trained: its weights are still near 
     assert max(loudness.values()) < 5, "the course model has no salient channels"
     for method in ("GPTQ", "AWQ"):
         assert extra[f"salient: {method}"] < extra["salient: round to nearest"], f"{method} beats rounding there too"
+    assert all(results[f"GPTQ, {setting}"]["ppl"] < results[f"AWQ, {setting}"]["ppl"] for setting in SETTINGS) and \
+        extra["salient: GPTQ"] < extra["salient: AWQ"], "GPTQ beats AWQ on this model"
 if HAVE_GGUF:
     assert home["f32"]["logit_change"] == 0.0, "the float32 file must give back the same logits"
     assert all(r["same_tokens"] for r in home.values()), "the tokenizer must come back the same"
