@@ -88,7 +88,8 @@ def test_export_hf_with_a_gpt2_pattern_tokenizer(capsys, checkpoint, tmp_path):
 def test_export_hf_of_a_gpt4_pattern_tokenizer_fails_in_one_line(capsys, checkpoint, tmp_path):
     code = main(["export", "--checkpoint", str(checkpoint), "--format", "hf", "--out", str(tmp_path / "hf")])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "GPT-2's pattern" in err and "Traceback" not in err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "gpt4 pattern" in err and "--pattern gpt2" in err and "--without-tokenizer" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -41,7 +41,7 @@ import numpy as np
 from ..core.checks import (check_float, check_fraction, check_int, check_non_negative, check_positive,
                            check_positive_int)
 from ..text.bpe import BPETokenizer
-from ..text.patterns import ENDOFTEXT
+from ..text.patterns import ENDOFTEXT, GPT2_SPLIT_PATTERN, pattern_name
 from ..model.state import CheckpointError, config_from_metadata
 from ..text.corpus import read_text
 from ..course.settings import output_dir
@@ -464,6 +464,10 @@ def cmd_export(args) -> int:
         print(f"wrote {path} ({path.stat().st_size:,} bytes, matrices in {args.dtype or 'f32'}): "
               f"llama.cpp's GPT-2 architecture with the tokenizer")
     else:
+        if not args.without_tokenizer and tokenizer.pattern != GPT2_SPLIT_PATTERN:
+            raise InputError(f"the tokenizer splits text with the {pattern_name(tokenizer.pattern)} pattern, which "
+                             f"vocab.json + merges.txt cannot record (readers assume GPT-2's): train with "
+                             f"--pattern gpt2, or pass --without-tokenizer")
         folder = export_gpt2(model, out, None if args.without_tokenizer else tokenizer)
         written = ", ".join(sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")))
         print(f"wrote {folder}: {written}")

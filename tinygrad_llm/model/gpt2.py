@@ -272,8 +272,9 @@ def export_gpt2(model: GPT, folder: str | Path, tokenizer: BPETokenizer | None =
                              f"model alone")
         if tokenizer.pattern != GPT2_SPLIT_PATTERN:
             raise ValueError("the tokenizer does not split text with GPT-2's pattern, and vocab.json + "
-                             "merges.txt cannot say so: readers would tokenize differently. Export the "
-                             "model alone and keep the tokenizer in our format (tokenizer.save)")
+                             "merges.txt cannot say so: readers would tokenize differently. Train the "
+                             "tokenizer with pattern='gpt2', or export the model alone and keep the "
+                             "tokenizer in our format (tokenizer.save)")
         if tokenizer.vocab_size > config.vocab_size:
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
                              f"vocab_size {config.vocab_size}")
