@@ -56,7 +56,7 @@ def trained(tmp_path_factory):
 # Help
 
 
-@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["generate"], ["eval"], ["tokenize"]])
+@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["generate"], ["eval"], ["tokenize"], ["export"]])
 def test_help_describes_every_command(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

@@ -55,6 +55,9 @@ WRONG = {
     "14.2": ("288", "672"),                                              # the pruned count, not the kept
     "15.1": ("temperature ** 2 *", ""),                                  # no T^2
     "15.2": ("0.75", "0.9"),                                             # forgot the temperature
+    "16.1": ("(W[:, i] - q) / H_inverse[i, i]", "(W[:, i] - q)"),         # forgot to divide by [H^-1]_ii
+    "16.2": ("norm_weight / s", "norm_weight * s"),                      # scaled the norm the wrong way
+    "16.3": ("139264", "131072"),                                        # forgot the float16 scales
     "27.1": ("np.logaddexp(0.0, -margin)", "np.log(1 + np.exp(-margin))"),    # overflows at large margins
     "27.2": ("120", "60"),                                               # unordered pairs counted once per two
 }

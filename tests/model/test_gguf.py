@@ -121,3 +121,15 @@ def test_bad_exports_and_files_are_refused(tmp_path, model, tokenizer):
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all")
     with pytest.raises(ValueError, match="not a readable GGUF file"):
         load_gguf(tmp_path / "junk.gguf")
+
+
+def test_a_gpt2_pattern_tokenizer_is_written_with_its_own_pre_tokenizer(tmp_path):
+    tokenizer = BPETokenizer.train(TEXT, 290, pattern="gpt2", special_tokens=("<|endoftext|>",))
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, context_length=16, d_model=32, n_layer=1, n_head=2),
+                rng=np.random.default_rng(0)).eval()
+    path = export_gguf(model, tokenizer, tmp_path / "gpt2.gguf")
+    assert gguf.GGUFReader(path).fields["tokenizer.ggml.pre"].contents() == "gpt-2"
+    _, loaded = load_gguf(path)
+    assert loaded.pattern == tokenizer.pattern
+    sample = "it's 2024:   don't<|endoftext|>"   # the two patterns split these differently
+    assert loaded.encode(sample, allowed_special="all") == tokenizer.encode(sample, allowed_special="all")

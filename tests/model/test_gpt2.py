@@ -273,6 +273,45 @@ def test_export_with_a_gpt2_style_tokenizer_writes_a_complete_folder(tmp_path):
     assert json.loads((folder / "config.json").read_text())["eos_token_id"] == tokenizer.eot_id
 
 
+def test_special_tokens_stay_special_in_the_exported_tokenizer_files(tmp_path):
+    tokenizer = BPETokenizer.train("the cat sat on the mat; the cat ate " * 5, 272, pattern="gpt2",
+                                   special_tokens=("<|endoftext|>", "<|user|>"))
+    folder = export_gpt2(random_model(vocab_size=tokenizer.vocab_size), tmp_path / "out", tokenizer)
+    user, eot = tokenizer.special_tokens["<|user|>"], tokenizer.eot_id
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    assert settings["added_tokens_decoder"][str(user)] == {"content": "<|user|>", "lstrip": False, "normalized": False,
+                                                           "rstrip": False, "single_word": False, "special": True}
+    assert settings["eos_token"] == settings["bos_token"] == "<|endoftext|>" and settings["model_max_length"] == 16
+    assert json.loads((folder / "special_tokens_map.json").read_text())["additional_special_tokens"] == ["<|user|>"]
+    assert json.loads((folder / "added_tokens.json").read_text()) == {"<|endoftext|>": eot, "<|user|>": user}
+    assert BPETokenizer.from_gpt2(folder).special_tokens == tokenizer.special_tokens
+
+
+def test_transformers_keeps_our_special_tokens_whole(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tokenizer = BPETokenizer.train("the cat sat on the mat; the cat ate " * 5, 272, pattern="gpt2",
+                                   special_tokens=("<|endoftext|>", "<|user|>"))
+    folder = export_gpt2(random_model(vocab_size=tokenizer.vocab_size), tmp_path / "out", tokenizer)
+    text = "a<|user|>b the cat<|endoftext|>"
+    ours = tokenizer.encode(text, allowed_special="all")
+    for fast in (True, False):
+        theirs = transformers.AutoTokenizer.from_pretrained(str(folder), use_fast=fast)
+        assert theirs(text)["input_ids"] == ours, f"use_fast={fast}"
+        assert theirs.eos_token_id == tokenizer.eot_id
+    assert ours[:3] == [tokenizer.encode("a")[0], tokenizer.special_tokens["<|user|>"], tokenizer.encode("b")[0]]
+
+
+def test_a_tokenizer_without_endoftext_is_refused(tmp_path):
+    tokenizer = BPETokenizer.train("the cat sat on the mat", 265, pattern="gpt2", special_tokens=())
+    with pytest.raises(ValueError, match="no <\\|endoftext\\|> token"):
+        export_gpt2(random_model(), tmp_path / "out", tokenizer)
+
+
+def test_config_names_the_dtype_with_the_current_key(tmp_path):
+    config = json.loads((export_gpt2(random_model(), tmp_path / "out") / "config.json").read_text())
+    assert config["dtype"] == "float32" and "torch_dtype" not in config
+
+
 def test_transformers_reads_the_export_and_agrees(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")

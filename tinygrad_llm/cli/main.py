@@ -9,6 +9,8 @@ What the lessons do step by step, from a shell::
     tinygrad-llm generate --gpt2 path/to/gpt2 --prompt "Hello, I am" --top-k 40
     tinygrad-llm eval --checkpoint run/model.safetensors text.txt --stride 64
     tinygrad-llm tokenize "Hello world" --gpt2 path/to/gpt2
+    tinygrad-llm export --checkpoint run/model.safetensors --format gguf --dtype q8_0 --out model.gguf
+    tinygrad-llm export --checkpoint run/model.safetensors --format hf --out run/hf
     tinygrad-llm exercise check 05.2                      check the answer in exercises/05_2.py
 
 Every subcommand parses its flags, checks them all before any work starts, and calls the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import re
 import sys
 import time
@@ -38,15 +41,17 @@ import numpy as np
 from ..core.checks import (check_float, check_fraction, check_int, check_non_negative, check_positive,
                            check_positive_int)
 from ..text.bpe import BPETokenizer
-from ..text.patterns import ENDOFTEXT
+from ..text.patterns import ENDOFTEXT, GPT2_SPLIT_PATTERN, pattern_name
 from ..model.state import CheckpointError, config_from_metadata
 from ..text.corpus import read_text
 from ..course.settings import output_dir
-from ..course.recipe import course_model_config, course_tokenizer, course_train_config, prepare_with_defaults
+from ..course.recipe import (COURSE_PATTERN, COURSE_PATTERNS, course_model_config, course_tokenizer,
+                             course_train_config, prepare_with_defaults)
 from ..evaluate.perplexity import token_nll
 from ..model.generation import generate
 from ..model.gpt import GPT
-from ..model.gpt2 import load_gpt2
+from ..model.gpt2 import export_gpt2, load_gpt2
+from ..compress.export import DTYPES as GGUF_DTYPES, export_gguf
 from ..train.trainer import TrainConfig, Trainer, load_checkpoint_file, load_model
 
 PROG = "tinygrad-llm"
@@ -260,14 +265,20 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="where token arrays go (default: <output folder>/data)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for a smoke test")
+    parser.add_argument("--pattern", choices=COURSE_PATTERNS, default=COURSE_PATTERN,
+                        help="how a new tokenizer splits text before its merges: gpt4 (the course's, "
+                             "default) or gpt2 (GPT-2's; a model trained with it can be exported to "
+                             "Hugging Face with its tokenizer)")
 
 
 def _prepare(args, tokenizer: BPETokenizer | None = None, force: bool = False):
     if args.source is not None:
         check_input(args.source, "corpus", "file or folder")
+    if tokenizer is not None and args.pattern != COURSE_PATTERN:
+        raise UsageError("--pattern applies to a tokenizer trained here, not to --tokenizer's")
     return prepare_with_defaults(args.source, tokenizer=tokenizer, vocab_size=args.vocab_size,
                                  val_fraction=args.val_fraction, out_dir=args.data_dir, force=force,
-                                 quick=args.quick)
+                                 quick=args.quick, pattern=args.pattern)
 
 
 def cmd_prepare(args) -> int:
@@ -428,6 +439,41 @@ def cmd_tokenize(args) -> int:
     return 0
 
 
+# --- export -----------------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("gguf", "hf")
+
+
+def cmd_export(args) -> int:
+    """A checkpoint (or GPT-2 folder) as a GGUF file for llama.cpp, or as a Hugging Face GPT-2 folder."""
+    out = Path(args.out)
+    if args.format == "gguf":
+        if args.without_tokenizer:
+            raise UsageError("--without-tokenizer is for --format hf; a GGUF file always carries its tokenizer")
+        check_output_file(out, "--out")
+    else:
+        if args.dtype not in (None, "f32"):
+            raise UsageError(f"--dtype {args.dtype} is for --format gguf; the Hugging Face export keeps "
+                             f"the model's float32 weights")
+        check_output_folder(out, "--out")
+    model, tokenizer = load_model_and_tokenizer(args)
+    if args.format == "gguf":
+        if importlib.util.find_spec("gguf") is None:
+            raise InputError('--format gguf needs the gguf package: pip install -e ".[gguf]"')
+        path = export_gguf(model.eval(), tokenizer, out, args.dtype or "f32")
+        print(f"wrote {path} ({path.stat().st_size:,} bytes, matrices in {args.dtype or 'f32'}): "
+              f"llama.cpp's GPT-2 architecture with the tokenizer")
+    else:
+        if not args.without_tokenizer and tokenizer.pattern != GPT2_SPLIT_PATTERN:
+            raise InputError(f"the tokenizer splits text with the {pattern_name(tokenizer.pattern)} pattern, which "
+                             f"vocab.json + merges.txt cannot record (readers assume GPT-2's): train with "
+                             f"--pattern gpt2, or pass --without-tokenizer")
+        folder = export_gpt2(model, out, None if args.without_tokenizer else tokenizer)
+        written = ", ".join(sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")))
+        print(f"wrote {folder}: {written}")
+    return 0
+
+
 def cmd_exercise(args) -> int:
     """``exercise list`` prints every exercise; ``exercise check ID`` checks the learner's answer."""
     from ..course.exercises import EXERCISE_DIR, REGISTRY, ExerciseFailed, check_exercise
@@ -547,6 +593,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="the quick course tokenizer (default: the course tokenizer)")
     p.set_defaults(run=cmd_tokenize)
+
+    p = commands.add_parser("export", help="write a model as a GGUF file or a Hugging Face folder",
+                            description="Export a checkpoint (or GPT-2 folder) and its tokenizer: a GGUF "
+                                        "file for llama.cpp, or a Hugging Face GPT-2 folder.")
+    _add_model_source(p)
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="gguf",
+                   help="gguf: one file for llama.cpp (default); hf: config.json, model.safetensors "
+                        "and the tokenizer files for transformers")
+    p.add_argument("--dtype", choices=GGUF_DTYPES,
+                   help="storage type of the weight matrices in the GGUF file (default f32)")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="the GGUF file to write, or the folder for --format hf")
+    p.add_argument("--without-tokenizer", action="store_true",
+                   help="--format hf only: write the model without vocab.json and merges.txt")
+    p.set_defaults(run=cmd_export)
 
     p = commands.add_parser("exercise", help="list the course's exercises or check an answer",
                             description="List the exercises, or check the answer in exercises/NN_K.py.")

@@ -1,4 +1,4 @@
-"""AWQ: scale the salient input channels up before rounding (the deployment lesson).
+"""AWQ: scale the salient input channels up before rounding (lesson 16).
 
 Unlike ``gptq``, which corrects rounding errors after the fact, AWQ (Lin et al. 2023) changes what
 gets rounded. A few input channels of a layer carry much larger activations than the rest; the

@@ -1,6 +1,6 @@
-"""Take your model home: a course GPT and its tokenizer as a GGUF file for llama.cpp, and back (the deployment lesson).
+"""Take your model home: a course GPT and its tokenizer as a GGUF file for llama.cpp, and back (lesson 16).
 
-Unlike ``model.gguf``, which knows the file's blocks, names and keys but no class, this module
+Unlike ``gguf`` (in ``model``), which knows the file's blocks, names and keys but no class, this module
 maps a ``GPT`` and a ``BPETokenizer`` onto them. ``export_gguf`` stores the transformer's matrices
 (and the token embedding, which a tied head shares) in the chosen type; norms, biases and the
 position table stay float32, as llama.cpp's own converter keeps them (its kernels add them to

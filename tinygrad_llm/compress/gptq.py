@@ -1,4 +1,4 @@
-"""GPTQ: rounding that corrects its own error, layer by layer, from calibration data (the deployment lesson).
+"""GPTQ: rounding that corrects its own error, layer by layer, from calibration data (lesson 16).
 
 Unlike ``quantize``, which rounds every weight to its nearest code independently, GPTQ (Frantar
 et al. 2022) rounds the columns of a Linear weight W (out, in) one at a time and after each one

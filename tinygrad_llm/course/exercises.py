@@ -599,6 +599,57 @@ def _check_15_2(module):
                       "15.2", rtol=0.01)
 
 
+# --- lesson 16: GPTQ, AWQ and GGUF ------------------------------------------------------------
+
+@exercise("16.1", "GPTQ's update after rounding one column",
+          "e = (w_i - q) / [H^-1]_ii for every row; column i becomes q and each later column j "
+          "loses e * [H^-1]_ij")
+def _check_16_1(module):
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(40, 6)) * np.geomspace(0.5, 3.0, 6)
+    H_inverse = np.linalg.inv(2 / len(x) * x.T @ x)
+    W = rng.normal(size=(3, 6))
+    for i in (0, 2, 5):
+        q = np.round(W[:, i] * 4) / 4
+        expected = W.copy()
+        expected[:, i] = q
+        expected[:, i + 1:] -= np.outer((W[:, i] - q) / H_inverse[i, i], H_inverse[i, i + 1:])
+        _compare(_call(module, "gptq_update", W.copy(), H_inverse, i, q), expected, f"gptq_update(i={i})",
+                 "16.1", rtol=1e-9, atol=1e-12)
+    return "your update matches GPTQ's optimal correction of the remaining columns"
+
+
+@exercise("16.2", "fold AWQ's scale into a LayerNorm",
+          "LN(x) / s is a LayerNorm with weight / s and bias / s; the Linear's column j (W[:, j]) is multiplied by s_j")
+def _check_16_2(module):
+    from ..compress.awq import apply_scales
+    from ..model.gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=16, context_length=4, d_model=8, n_layer=1, n_head=2),
+                rng=np.random.default_rng(18), dtype=np.float64)
+    block = model.blocks[0]
+    block.norm1.bias.data[...] = np.random.default_rng(19).normal(size=8)
+    before = (block.norm1.weight.data.copy(), block.norm1.bias.data.copy(), block.attn.qkv.weight.data.copy())
+    s = np.random.default_rng(20).uniform(0.5, 2.0, 8)
+    got = _call(module, "fold_scale", *[a.copy() for a in before], s.copy())
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise ExerciseFailed("fold_scale should return three arrays: (norm weight, norm bias, W)")
+    apply_scales(model, "blocks.0", "attn.qkv", s)
+    after = (block.norm1.weight.data, block.norm1.bias.data, block.attn.qkv.weight.data)
+    for what, mine, expected in zip(("the LayerNorm weight", "the LayerNorm bias", "W"), got, after):
+        _compare(mine, expected, what, "16.2", rtol=1e-12)
+    return "your folded LayerNorm and Linear match apply_scales: the model computes the same function"
+
+
+@exercise("16.3", "predict: the bytes of a Q8_0 tensor",
+          "Q8_0 stores each row in blocks of 32 values: 32 int8 codes and one float16 scale (2 bytes)")
+def _check_16_3(module):
+    from ..model.gguf import quantize_blocks
+    stored = quantize_blocks(np.ones((256, 512), dtype=np.float32), "q8_0")
+    return _predicted(module, stored.nbytes, "the bytes of a (256, 512) matrix in Q8_0", "16.3", rtol=0)
+
+
+# --- lesson 27: the reward model ---------------------------------------------------------------
+
 @exercise("27.1", "the Bradley-Terry loss",
           "-log s(m) = log(1 + e^-m) = np.logaddexp(0, -m) for the margin m = r_c - r_r, "
           "which stays finite for a margin of -1000")

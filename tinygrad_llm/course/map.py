@@ -82,6 +82,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(15, "15_distillation.py",
            "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
            "Compression and deployment", ("compress.distill",)),
+    Lesson(16, "16_deployment_quantization.py",
+           "GPTQ and AWQ against rounding at 4 and 3 bits; the model exported to GGUF, read back and run by llama.cpp",
+           "Compression and deployment", ("compress.gptq", "compress.awq", "model.gguf", "compress.export")),
     Lesson(27, "27_reward_model.py",
            "an alignment criterion and published judges, simulated labellers, a reward model trained on rankings",
            "Alignment", ("align.preferences", "align.sequences", "align.sampling", "align.reward_model",
@@ -93,7 +96,6 @@ COURSE: tuple[Lesson, ...] = (
 UPCOMING: dict[str, str] = {
     "model.rnn": "the model-families lessons",
     "model.recompute": "the scale lessons",
-    "model.gguf": "the deployment lesson",
     "scale.compute": "the scale lessons",
     "scale.sharding": "the scale lessons",
     "distributed.comm": "the scale lessons",
@@ -102,9 +104,6 @@ UPCOMING: dict[str, str] = {
     "evaluate.harness": "the evaluation lessons",
     "evaluate.benchmarks": "the evaluation lessons",
     "evaluate.lm_eval_adapter": "the evaluation lessons",
-    "compress.gptq": "the deployment lesson",
-    "compress.awq": "the deployment lesson",
-    "compress.export": "the deployment lesson",
     "align.dpo": "the alignment lessons",
     "align.ppo": "the alignment lessons",
 }
@@ -124,6 +123,10 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
     "evaluate.answers": "evaluate.metrics",
+    "compress.gptq": "compress.quantize",
+    "compress.awq": "compress.gptq",
+    "model.gguf": "model.state",
+    "compress.export": "model.gguf",
 }
 
 

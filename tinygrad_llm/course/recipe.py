@@ -28,36 +28,49 @@ COURSE_VOCAB_SIZE = 2048
 QUICK_VOCAB_SIZE = 512
 QUICK_TRAINING_CHARACTERS = 100_000   # the quick tokenizer learns from the first ~100 KB
 COURSE_PATTERN = "gpt4"
+# The course tokenizer can also split with GPT-2's pattern: the one Hugging Face's GPT-2 files
+# imply (they cannot name another), so a model trained with it leaves with its tokenizer.
+COURSE_PATTERNS = ("gpt4", "gpt2")
 
 
 # --- the course tokenizer -------------------------------------------------------------------------
 
-def course_tokenizer_path(quick: bool = False) -> Path:
-    """Where the course tokenizer lives: ``<output_dir>/tokenizer/course_tokenizer[_quick].json``."""
-    return output_dir("tokenizer") / ("course_tokenizer_quick.json" if quick else "course_tokenizer.json")
+def _check_pattern(pattern: str) -> str:
+    if pattern not in COURSE_PATTERNS:
+        raise ValueError(f"the course tokenizer splits with one of {', '.join(COURSE_PATTERNS)}, got {pattern!r}")
+    return pattern
 
 
-def train_course_tokenizer(quick: bool = False) -> BPETokenizer:
+def course_tokenizer_path(quick: bool = False, pattern: str = COURSE_PATTERN) -> Path:
+    """Where the course tokenizer lives: ``<output_dir>/tokenizer/course_tokenizer[_quick].json``
+    (``..._gpt2.json`` for the GPT-2-pattern variant)."""
+    stem = "course_tokenizer_quick" if quick else "course_tokenizer"
+    suffix = "" if _check_pattern(pattern) == COURSE_PATTERN else f"_{pattern}"
+    return output_dir("tokenizer") / f"{stem}{suffix}.json"
+
+
+def train_course_tokenizer(quick: bool = False, pattern: str = COURSE_PATTERN) -> BPETokenizer:
     """Train the course tokenizer from scratch on the embedded corpus (no files touched).
 
     Full: vocabulary 2,048 on the whole corpus. Quick: vocabulary 512 on the first documents,
     up to ~100,000 characters (whole documents, so no separator is ever cut in half).
+    ``pattern``: the GPT-4 split (the course's) or GPT-2's (``"gpt2"``, for a Hugging Face export).
     """
     documents = load_documents()
     if quick:
         documents = _leading_documents(documents, QUICK_TRAINING_CHARACTERS)
     vocab_size = QUICK_VOCAB_SIZE if quick else COURSE_VOCAB_SIZE
-    return BPETokenizer.train(corpus_text(documents), vocab_size, pattern=COURSE_PATTERN,
+    return BPETokenizer.train(corpus_text(documents), vocab_size, pattern=_check_pattern(pattern),
                               special_tokens=(ENDOFTEXT,))
 
 
-def course_tokenizer(quick: bool = False) -> BPETokenizer:
-    """The lesson-02 tokenizer: loaded from ``course_tokenizer_path(quick)``, or trained with
-    ``train_course_tokenizer(quick)`` and saved there when the file is missing."""
-    path = course_tokenizer_path(quick)
+def course_tokenizer(quick: bool = False, pattern: str = COURSE_PATTERN) -> BPETokenizer:
+    """The lesson-02 tokenizer: loaded from ``course_tokenizer_path(quick, pattern)``, or trained
+    with ``train_course_tokenizer(quick, pattern)`` and saved there when the file is missing."""
+    path = course_tokenizer_path(quick, pattern)
     if path.exists():
         return BPETokenizer.load(path)
-    tokenizer = train_course_tokenizer(quick)
+    tokenizer = train_course_tokenizer(quick, pattern)
     save_tokenizer_atomically(tokenizer, path)
     return tokenizer
 
@@ -84,17 +97,17 @@ def course_corpus(quick: bool = False, val_fraction: float = 0.1, force: bool = 
 def prepare_with_defaults(source: str | Path | None = None, *, tokenizer: BPETokenizer | None = None,
                           vocab_size: int | None = None, val_fraction: float = 0.1,
                           out_dir: str | Path | None = None, force: bool = False,
-                          quick: bool = False) -> PreparedCorpus:
+                          quick: bool = False, pattern: str = COURSE_PATTERN) -> PreparedCorpus:
     """``prepare_corpus`` with the course's defaults, as the command line and ``data/prepare.py``
     use it: the course tokenizer for the embedded corpus at the course vocabulary size (2,048, or
     512 when ``quick``), otherwise the given tokenizer or a new one of ``vocab_size`` (the same
-    defaults); files under ``output_dir("data")`` unless ``out_dir`` is given."""
+    defaults) splitting with ``pattern``; files under ``output_dir("data")`` unless ``out_dir`` is given."""
     default_vocab = QUICK_VOCAB_SIZE if quick else COURSE_VOCAB_SIZE
     if tokenizer is None and source is None and vocab_size in (None, default_vocab):
-        tokenizer = course_tokenizer(quick)
+        tokenizer = course_tokenizer(quick, pattern)
     if tokenizer is None and vocab_size is None:
         vocab_size = default_vocab
-    return prepare_corpus(source, tokenizer=tokenizer, vocab_size=vocab_size, pattern=COURSE_PATTERN,
+    return prepare_corpus(source, tokenizer=tokenizer, vocab_size=vocab_size, pattern=_check_pattern(pattern),
                           val_fraction=val_fraction, force=force,
                           out_dir=output_dir("data") if out_dir is None else out_dir)
 

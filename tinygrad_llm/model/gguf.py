@@ -1,4 +1,4 @@
-"""GGUF, the file llama.cpp runs: block quantization, names and keys of its GPT-2 architecture (the deployment lesson).
+"""GGUF, the file llama.cpp runs: block quantization, names and keys of its GPT-2 architecture (lesson 16).
 
 Unlike ``state`` (safetensors: named arrays and a JSON header), a GGUF file carries everything a
 runtime needs in one place: typed key-value metadata (the architecture's hyperparameters, the

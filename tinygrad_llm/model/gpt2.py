@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..text.bpe import BPETokenizer
-from ..text.patterns import GPT2_SPLIT_PATTERN
+from ..text.patterns import ENDOFTEXT, GPT2_SPLIT_PATTERN
 from ..core.files import write_text_atomically
 from .state import (SAFETENSORS_DTYPES, CheckpointError, bfloat16_to_float32, read_safetensors_header,
                          save_safetensors)
@@ -265,10 +265,16 @@ def export_gpt2(model: GPT, folder: str | Path, tokenizer: BPETokenizer | None =
         raise ValueError("GPT-2 has biases in every Linear and LayerNorm; a model with bias=False "
                          "cannot be exported to the GPT-2 format")
     if tokenizer is not None:
+        if ENDOFTEXT not in tokenizer.special_tokens:
+            raise ValueError(f"the tokenizer has no {ENDOFTEXT} token, which transformers and llama.cpp use "
+                             f"to begin and end a text (without it they add their own, outside the model's "
+                             f"vocabulary); train it with special_tokens=({ENDOFTEXT!r},), or export the "
+                             f"model alone")
         if tokenizer.pattern != GPT2_SPLIT_PATTERN:
             raise ValueError("the tokenizer does not split text with GPT-2's pattern, and vocab.json + "
-                             "merges.txt cannot say so: readers would tokenize differently. Export the "
-                             "model alone and keep the tokenizer in our format (tokenizer.save)")
+                             "merges.txt cannot say so: readers would tokenize differently. Train the "
+                             "tokenizer with pattern='gpt2', or export the model alone and keep the "
+                             "tokenizer in our format (tokenizer.save)")
         if tokenizer.vocab_size > config.vocab_size:
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
                              f"vocab_size {config.vocab_size}")
@@ -282,7 +288,7 @@ def export_gpt2(model: GPT, folder: str | Path, tokenizer: BPETokenizer | None =
     save_safetensors(folder / "model.safetensors", tensors, metadata={"format": "pt"})
 
     eot = None
-    if tokenizer is not None and "<|endoftext|>" in tokenizer.special_tokens:
+    if tokenizer is not None:
         eot = tokenizer.eot_id
     elif tokenizer is None and config.vocab_size == 50257:
         eot = 50256   # GPT-2's own vocabulary
@@ -305,9 +311,9 @@ def export_gpt2(model: GPT, folder: str | Path, tokenizer: BPETokenizer | None =
         "tie_word_embeddings": config.tie_weights,
         "bos_token_id": eot,
         "eos_token_id": eot,
-        "torch_dtype": np.dtype(model.output_weight().dtype).name,
+        "dtype": np.dtype(model.output_weight().dtype).name,   # transformers' name (torch_dtype is deprecated)
     }
     write_text_atomically(folder / "config.json", json.dumps(hf_config, indent=2) + "\n")
     if tokenizer is not None:
-        tokenizer.save_gpt2(folder)
+        tokenizer.save_gpt2(folder, model_max_length=config.context_length)
     return folder

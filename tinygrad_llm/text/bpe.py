@@ -783,9 +783,10 @@ class BPETokenizer:
             raise ValueError(f"{path}: {error}") from None
         return cls.from_tables(tables, path)
 
-    def save_gpt2(self, folder: str | Path) -> None:
-        """Write GPT-2's ``vocab.json`` and ``merges.txt`` into ``folder``."""
-        formats.save_gpt2(self.tables(), folder)
+    def save_gpt2(self, folder: str | Path, model_max_length: int | None = None) -> None:
+        """Write GPT-2's ``vocab.json`` and ``merges.txt`` into ``folder``, and the Hugging Face
+        files that keep the special tokens special (``formats.special_token_files``)."""
+        formats.save_gpt2(self.tables(), folder, model_max_length)
 
     @classmethod
     def from_gpt2(cls, source: str | Path | tuple[str | Path, str | Path],

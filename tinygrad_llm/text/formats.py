@@ -303,8 +303,39 @@ def _to_gpt2_string(data: bytes, table: dict[int, str]) -> str:
     return "".join(table[b] for b in data)
 
 
-def save_gpt2(tables: TokenizerTables, folder: str | Path) -> None:
-    """Write ``vocab.json`` and ``merges.txt`` into ``folder`` (GPT-2 / Hugging Face layout).
+def special_token_files(special_tokens: dict[str, int], endoftext: str = "<|endoftext|>",
+                        model_max_length: int | None = None) -> dict[str, dict]:
+    """The Hugging Face files that keep special tokens special, by file name.
+
+    ``vocab.json`` lists a special token like any other entry, so a reader that sees only it
+    splits ``<|user|>`` into ``<``, ``|``, ``user``, ... . ``tokenizer_config.json`` names every
+    special token as an added token (``special: true``, matched before the split) and says which
+    one begins and ends a text; ``special_tokens_map.json`` and ``added_tokens.json`` say the same
+    for older readers. ``endoftext``, when the tokenizer has it, is bos, eos and unk, as in GPT-2
+    (a model export refuses a tokenizer without it: ``model.gpt2.export_gpt2``)."""
+    others = [name for name in sorted(special_tokens, key=special_tokens.get) if name != endoftext]
+    roles = {"bos_token": endoftext, "eos_token": endoftext, "unk_token": endoftext}
+    if endoftext not in special_tokens:
+        roles = {}
+    added = {str(i): {"content": name, "lstrip": False, "normalized": False, "rstrip": False,
+                      "single_word": False, "special": True}
+             for name, i in sorted(special_tokens.items(), key=lambda item: item[1])}
+    config = {"tokenizer_class": "GPT2Tokenizer", "add_bos_token": False, "add_prefix_space": False,
+              "clean_up_tokenization_spaces": False, "errors": "replace", **roles,
+              "added_tokens_decoder": added}
+    if others:
+        config["additional_special_tokens"] = others
+    if model_max_length is not None:
+        config["model_max_length"] = model_max_length
+    special_map = {**roles, **({"additional_special_tokens": others} if others else {})}
+    return {"tokenizer_config.json": config, "special_tokens_map.json": special_map,
+            "added_tokens.json": dict(sorted(special_tokens.items(), key=lambda item: item[1]))}
+
+
+def save_gpt2(tables: TokenizerTables, folder: str | Path, model_max_length: int | None = None) -> None:
+    """Write ``vocab.json`` and ``merges.txt`` into ``folder`` (GPT-2 / Hugging Face layout), and,
+    when the tokenizer has special tokens, the files of ``special_token_files`` that keep them
+    special (``model_max_length``: the context length, when a model goes with the tokenizer).
 
     The split pattern is not part of these files: readers assume GPT-2's.
     """
@@ -322,6 +353,9 @@ def save_gpt2(tables: TokenizerTables, folder: str | Path) -> None:
         lines.append(f"{_to_gpt2_string(token_bytes[a], table)} {_to_gpt2_string(token_bytes[b], table)}")
     write_text_atomically(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
     write_text_atomically(folder / "merges.txt", "\n".join(lines) + "\n")
+    if tables.special_tokens:
+        for name, content in special_token_files(tables.special_tokens, model_max_length=model_max_length).items():
+            write_text_atomically(folder / name, json.dumps(content, ensure_ascii=False, indent=2) + "\n")
 
 
 def _gpt2_paths(source) -> tuple[Path, Path]:
