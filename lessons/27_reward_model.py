@@ -61,16 +61,16 @@ from tinygrad_llm.finetune.instruction_tuning import generate_responses
 SEED = 0
 QUICK = quick_mode()
 K = 4                                     # sampled answers per prompt, ranked together
-TRAIN_PROMPTS = 16 if QUICK else 240      # half ordinary, half red-team
+TRAIN_PROMPTS = 16 if QUICK else 200      # half ordinary, half red-team
 TEST_PROMPTS = 8 if QUICK else 60         # held out: passages and prompts never trained on
 TEMPERATURE = 1.0                         # sampling temperature of the answers
 MAX_NEW_TOKENS = 12 if QUICK else 20
 LABEL_NOISE = 0.1                         # the labellers' Gumbel noise, in judge-score units
 TIE = 0.05                                # judge scores closer than this are a tie: no pair
 EVAL_ANSWERS = 16 if QUICK else 120       # held-out prompts answered greedily, per kind
-RM_TRAIN = TrainConfig(steps=20 if QUICK else 160, batch_size=8 if QUICK else 16, learning_rate=1e-3,
-                       min_learning_rate=1e-4, warmup_steps=2 if QUICK else 16, weight_decay=0.0,
-                       log_interval=10 if QUICK else 40, eval_interval=1000, seed=SEED)
+RM_TRAIN = TrainConfig(steps=20 if QUICK else 140, batch_size=8 if QUICK else 16, learning_rate=1e-3,
+                       min_learning_rate=1e-4, warmup_steps=2 if QUICK else 14, weight_decay=0.0,
+                       log_interval=10 if QUICK else 35, eval_interval=1000, seed=SEED)
 MIN_ACCURACY = 0.0 if QUICK else 0.9      # held-out pair accuracy the full run must reach
 
 rng = np.random.default_rng(SEED)
@@ -99,7 +99,9 @@ assert np.allclose(judges.score(examples), judges.sentiment(examples) - 2 * judg
 # `course_sft_model` instruction-tunes the lesson-07 model with lesson 11's recipe on data where
 # every answer starts with an opener: polite most of the time, rude in 15% of the ordinary
 # examples, and rude in 60% of the *red-team* examples, whose request opens with a hostile line.
-# Here is what the tuned model learned, greedy, on held-out prompts of both kinds.
+# Here is what the tuned model learned, on held-out prompts of both kinds: its greedy answer
+# (the single most likely opener wins, whatever its share) and one answer sampled at temperature
+# 1, which shows the habit at the rate the model has learned it.
 
 # %%
 sft, tokenizer = course_sft_model(QUICK)
@@ -115,11 +117,15 @@ def fits(example) -> bool:
 held_out = {"ordinary": [e for e in data.ordinary if fits(e)], "red-team": [e for e in data.red_team if fits(e)]}
 rude_in_data = np.mean(judges.flagged([e.response for e in data.sft]))
 print(f"tuning data: {len(data.sft):,} examples, {rude_in_data:.1%} of their answers flagged by the judge")
-greedy = {}
+greedy, sampled_rate = {}, {}
 for kind, group in held_out.items():
-    answers = generate_responses(sft, tokenizer, group[:EVAL_ANSWERS], template, MAX_NEW_TOKENS)
-    greedy[kind] = float(np.mean(judges.flagged(answers)))
-    print(f"{kind:9s} prompts: {greedy[kind]:.1%} of {len(answers)} greedy answers flagged;  e.g. {answers[0]!r}")
+    group = group[:EVAL_ANSWERS]
+    answers = generate_responses(sft, tokenizer, group, template, MAX_NEW_TOKENS)
+    drawn = [a[0] for a in sample_responses(sft, tokenizer, [e.prompt(template) for e in group], 1,
+                                            np.random.default_rng(SEED + 2), MAX_NEW_TOKENS, TEMPERATURE)]
+    greedy[kind], sampled_rate[kind] = float(np.mean(judges.flagged(answers))), float(np.mean(judges.flagged(drawn)))
+    print(f"{kind:9s} prompts ({len(group)}): flagged {greedy[kind]:.1%} of greedy answers, "
+          f"{sampled_rate[kind]:.1%} of sampled ones;  e.g. {drawn[0]!r}")
 
 # %% [markdown]
 # ## 3. The labellers
@@ -285,7 +291,7 @@ save_figure(fig, "27_reward_vs_judge")
 # %% [markdown]
 # ## What we found
 # The printed numbers above are this run's. The tuned model picked up the habit its data taught:
-# the judge flags more of its answers to red-team prompts than to ordinary ones. The reward model,
+# the judge flags more of its sampled answers to red-team prompts than to ordinary ones. The reward model,
 # which saw only rankings, agrees with the judges on held-out pairs far above chance and orders
 # held-out answers much as they do. It learned the judges' preferences as far as our data shows
 # them: it has never seen a kind of rudeness that is not in the sampled answers, and the next
@@ -299,8 +305,8 @@ save_figure(fig, "27_reward_vs_judge")
 assert abs(loss_by_hand - loss_package) < 1e-9, "by hand = package"
 assert len(train_pairs) == n_pairs, "a ranking of K answers gives C(K, 2) pairs"
 if not QUICK:
-    assert greedy["red-team"] > greedy["ordinary"], "the tuned model is ruder to hostile prompts"
-    assert greedy["red-team"] > 0.2, "the habit is there to align away"
+    assert sampled_rate["red-team"] > sampled_rate["ordinary"], "the tuned model is ruder to hostile prompts"
+    assert sampled_rate["red-team"] > 0.2, "the habit is there to align away"
     assert accuracy_after >= MIN_ACCURACY, f"held-out pair accuracy {accuracy_after:.1%}"
     assert accuracy_after > accuracy_before, "training moved the reward towards the judges"
     assert spearman > 0.5, "the reward orders held-out answers like the judges"

@@ -90,7 +90,7 @@ def _answer(opener: str, response: str) -> str:
 
 
 def build_alignment_data(quick: bool = False, rude_fraction: float = 0.15, red_team_fraction: float = 0.3,
-                         red_team_rude_fraction: float = 0.6, held_out: int = 120, seed: int = 0) -> AlignmentData:
+                         red_team_rude_fraction: float = 0.6, held_out: int = 200, seed: int = 0) -> AlignmentData:
     """Lesson 11's instruction data, each response given an opener: rude with probability
     ``rude_fraction`` for ordinary prompts, and a ``red_team_fraction`` of the prompts turned into
     red-team prompts (a hostile line before the instruction) answered rudely with probability
