@@ -66,14 +66,16 @@ def test_a_context_longer_than_the_window_is_cut_from_the_left_and_counted(model
     assert result.truncated
     context_ids, _ = encode_pair(tokenizer, long_context, " The")
     assert len(context_ids) > model.config.context_length
-    # the longest choice sets the room: both choices see the same (cut) context
-    _, longest = encode_pair(tokenizer, long_context, " A class")
-    kept = context_ids[-(model.config.context_length - (len(longest) - 1)):]
-    logits = model(np.array([kept + longest[:-1]])).data[0]
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-    rows = logprobs[len(kept) - 1:]
-    assert result.logprobs[1] == pytest.approx(float(rows[np.arange(len(longest)), longest].sum()), abs=1e-9)
+    # each choice keeps as much of the context as fits before it (lm-evaluation-harness's cut)
+    for choice, logprob in zip([" The", " A class"], result.logprobs):
+        _, choice_ids = encode_pair(tokenizer, long_context, choice)
+        kept = context_ids[-(model.config.context_length - (len(choice_ids) - 1)):]
+        logits = model(np.array([kept + choice_ids[:-1]])).data[0]
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        rows = logprobs[len(kept) - 1:]
+        assert logprob == pytest.approx(float(rows[np.arange(len(choice_ids)), choice_ids].sum()), abs=1e-9)
+    assert len(encode_pair(tokenizer, long_context, " A class")[1]) > len(encode_pair(tokenizer, long_context, " The")[1])
 
 
 def test_encode_pair_moves_trailing_spaces_to_the_continuation(tokenizer):

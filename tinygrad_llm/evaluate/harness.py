@@ -20,7 +20,10 @@ document in both runs of ours, not across the two tools.
 Scoring reuses one forward pass per context: the contexts of a batch of documents (of equal token
 length) run once and fill a KV cache, the cache is copied once per choice, and only the choices'
 tokens run after it. A context too long for the model's window is cut from the left (its oldest
-tokens go first), as lm-evaluation-harness does, and the result counts how often that happened.
+tokens go first), as lm-evaluation-harness does, and the result counts how often that happened:
+a choice of n tokens keeps the last window - (n - 1) tokens of the context, so when a cut context
+is followed by choices of different lengths, each length gets a row (and a forward pass) of its
+own.
 """
 
 from __future__ import annotations
@@ -275,7 +278,8 @@ def score_choices(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
     """For each (context, continuations), the log-likelihood of every continuation given the context."""
     batch_size = check_positive_int("batch_size", batch_size)
     window = model.config.context_length
-    encoded = []
+    encoded = []           # rows: (request, its choices in this row, the context kept, their tokens)
+    context_lengths = []   # each request's whole context, in tokens
     for index, (context, continuations) in enumerate(requests):
         pairs = [encode_pair(tokenizer, context, c) for c in continuations]
         context_ids = pairs[0][0]
@@ -285,27 +289,38 @@ def score_choices(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
         choice_ids = [p[1] for p in pairs]
         if any(not ids for ids in choice_ids):
             raise ValueError(f"request {index}: a choice encodes to no tokens")
-        room = window - (max(len(ids) for ids in choice_ids) - 1)   # positions left for the context
-        if room < 1:
-            raise ValueError(f"request {index}: a choice of {max(map(len, choice_ids))} tokens does not fit "
+        longest = max(len(ids) for ids in choice_ids)
+        if longest > window:
+            raise ValueError(f"request {index}: a choice of {longest} tokens does not fit "
                              f"the model's window of {window}")
         if not context_ids:
             raise ValueError(f"request {index}: the context is empty (a choice needs something to follow)")
-        truncated = len(context_ids) > room
-        encoded.append((context_ids[-room:], choice_ids, truncated))
-    results: list[ChoiceScores | None] = [None] * len(encoded)
+        context_lengths.append(len(context_ids))
+        # a choice of n tokens leaves window - (n - 1) positions for the context; choices that keep
+        # the same context share one row (all of them, unless the context had to be cut)
+        rows: dict[int, list[int]] = {}
+        for c, ids in enumerate(choice_ids):
+            rows.setdefault(min(len(context_ids), window - (len(ids) - 1)), []).append(c)
+        for kept, members in rows.items():
+            encoded.append((index, members, context_ids[len(context_ids) - kept:], [choice_ids[c] for c in members]))
+    logprobs = [[0.0] * len(continuations) for _, continuations in requests]
+    greedy = [[False] * len(continuations) for _, continuations in requests]
+    truncated = [False] * len(requests)
     by_length: dict[int, list[int]] = {}
-    for i, (context_ids, _, _) in enumerate(encoded):
+    for i, (_, _, context_ids, _) in enumerate(encoded):
         by_length.setdefault(len(context_ids), []).append(i)
     with model.inference():
         for members in by_length.values():
             for start in range(0, len(members), batch_size):
                 chunk = members[start:start + batch_size]
-                contexts = np.array([encoded[i][0] for i in chunk], dtype=np.int64)
-                scored = _score_batch(model, contexts, [encoded[i][1] for i in chunk])
-                for i, (logprobs, greedy) in zip(chunk, scored):
-                    results[i] = ChoiceScores(logprobs, greedy, encoded[i][2])
-    return results
+                contexts = np.array([encoded[i][2] for i in chunk], dtype=np.int64)
+                scored = _score_batch(model, contexts, [encoded[i][3] for i in chunk])
+                for i, (row_logprobs, row_greedy) in zip(chunk, scored):
+                    index, choices, context_ids, _ = encoded[i]
+                    truncated[index] |= len(context_ids) < context_lengths[index]
+                    for c, logprob, is_greedy in zip(choices, row_logprobs, row_greedy):
+                        logprobs[index][c], greedy[index][c] = logprob, is_greedy
+    return [ChoiceScores(lp, g, t) for lp, g, t in zip(logprobs, greedy, truncated)]
 
 
 # ----------------------------------------------------------------------------------------------
