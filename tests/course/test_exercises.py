@@ -55,6 +55,9 @@ WRONG = {
     "14.2": ("288", "672"),                                              # the pruned count, not the kept
     "15.1": ("temperature ** 2 *", ""),                                  # no T^2
     "15.2": ("0.75", "0.9"),                                             # forgot the temperature
+    "23.1": ('"\\n\\n"', '"\\n"'),                                       # one line break between demonstrations
+    "23.2": ("/ len(choices[i])", ""),                                   # acc_norm not normalised
+    "23.3": ("0.025", "0.000625"),                                       # the variance, not its square root
 }
 
 

@@ -147,3 +147,11 @@ def test_malformed_task_files_name_the_line_and_the_field(tmp_path, lines, fragm
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         load_task(path)
+
+
+def test_a_choice_longer_than_the_window_names_the_task_and_the_document(model, tokenizer):
+    long_choice = "iterates over a sequence. " * 12
+    task = Task("long", "multiple_choice", (Doc("The for", ("statement", "loop"), 0),
+                                            Doc("The for", ("statement", long_choice), 0)))
+    with pytest.raises(ValueError, match="task 'long', document 1: a choice of .* tokens does not fit the model's window of 24"):
+        evaluate_task(model, tokenizer, task)

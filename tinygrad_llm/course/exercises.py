@@ -597,3 +597,48 @@ def _check_15_2(module):
     p = np.exp(z) / np.exp(z).sum()
     return _predicted(module, float(p[1]), "the second probability of softmax([0, ln 9] / 2)",
                       "15.2", rtol=0.01)
+
+
+# --- lesson 23: benchmarks and in-context learning --------------------------------------------
+
+@exercise("23.1", "a k-shot prompt",
+          "each demonstration is its context, the target delimiter \" \" and its answer; every demonstration "
+          "is followed by the few-shot delimiter \"\\n\\n\"; the question's context comes last, with no answer")
+def _check_23_1(module):
+    from ..evaluate.harness import Doc, Task, fewshot_context
+    shots = (Doc("2 + 3 =", ("5", "6"), 0), Doc("4 + 4 =", ("7", "8"), 1), Doc("1 + 6 =", ("7", "9"), 0))
+    question = Doc("3 + 5 =", ("8", "9"), 0)
+    for k in (0, 1, 3):
+        task = Task("sums", "multiple_choice", (question,), fewshot_docs=shots[:k])
+        # with k of k documents the draw is a permutation: put the demonstrations in its order
+        order = np.random.default_rng(0).choice(k, size=k, replace=False) if k else []
+        demos = [(shots[i].context, shots[i].gold()) for i in order]
+        expected = fewshot_context(task, question, k, np.random.default_rng(0))
+        got = _call(module, "fewshot_prompt", demos, question.context)
+        if got != expected:
+            raise ExerciseFailed(f"fewshot_prompt with {k} demonstrations gives {got!r}, not the harness's "
+                                 f"layout. Hint: {REGISTRY['23.1'].hint}")
+    return "your prompts are laid out as lm-evaluation-harness lays them out"
+
+
+@exercise("23.2", "acc and acc_norm from log-likelihoods",
+          "acc picks the choice of largest summed log-likelihood; acc_norm divides each by the length of "
+          "its choice in characters (without the leading space) before picking")
+def _check_23_2(module):
+    cases = [([-9.0, -4.0, -12.0], ["a long right answer", "no", "another long one"]),
+             ([-3.0, -3.5], ["ab", "abcdef"]), ([-20.0, -6.0, -7.0, -30.0], ["x" * 40, "y", "zz", "w" * 90])]
+    for logprobs, choices in cases:
+        lengths = np.array([len(c) for c in choices], dtype=float)
+        expected = (int(np.argmax(logprobs)), int(np.argmax(np.array(logprobs) / lengths)))
+        got = _call(module, "pick", logprobs, choices)
+        if not isinstance(got, tuple) or len(got) != 2 or tuple(int(g) for g in got) != expected:
+            raise ExerciseFailed(f"pick({logprobs}, {choices}) should return the two indices (acc, acc_norm); "
+                                 f"got {got!r}. Hint: {REGISTRY['23.2'].hint}")
+    return "your choices match the harness's acc and acc_norm"
+
+
+@exercise("23.3", "predict: the error bar of an accuracy",
+          "an accuracy is the mean of n zeros and ones; its standard error is sqrt(p (1 - p) / n)")
+def _check_23_3(module):
+    return _predicted(module, math.sqrt(0.25 * 0.75 / 300), "the standard error of 25 % accuracy on 300 questions",
+                      "23.3", rtol=0.03)

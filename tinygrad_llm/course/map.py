@@ -82,6 +82,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(15, "15_distillation.py",
            "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
            "Compression and deployment", ("compress.distill",)),
+    Lesson(23, "23_benchmarks_and_icl.py",
+           "benchmarks scored by log-likelihood, error bars, contamination; zero- and few-shot in-context learning",
+           "Benchmarks and adaptation", ("evaluate.harness", "evaluate.benchmarks", "evaluate.lm_eval_adapter")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
@@ -95,9 +98,6 @@ UPCOMING: dict[str, str] = {
     "distributed.comm": "the scale lessons",
     "distributed.ddp": "the scale lessons",
     "distributed.zero": "the scale lessons",
-    "evaluate.harness": "the evaluation lessons",
-    "evaluate.benchmarks": "the evaluation lessons",
-    "evaluate.lm_eval_adapter": "the evaluation lessons",
     "compress.gptq": "the deployment lesson",
     "compress.awq": "the deployment lesson",
     "compress.export": "the deployment lesson",
@@ -118,6 +118,9 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
     "evaluate.answers": "evaluate.metrics",
+    "evaluate.harness": "evaluate.perplexity",
+    "evaluate.benchmarks": "evaluate.harness",
+    "evaluate.lm_eval_adapter": "evaluate.harness",
 }
 
 

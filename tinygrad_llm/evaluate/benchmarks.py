@@ -1,4 +1,4 @@
-"""Four multiple-choice benchmarks built from real text, with answers a program can check (the evaluation lessons).
+"""Four multiple-choice benchmarks built from real text, with answers a program can check (lesson 23).
 
 Unlike ``harness``, which scores any task, this module makes tasks, each with a test split and a
 separate few-shot split drawn from different source material, and four choices per question (so

@@ -1,4 +1,4 @@
-"""A benchmark harness: tasks as data, few-shot prompts, log-likelihood scoring (the evaluation lessons).
+"""A benchmark harness: tasks as data, few-shot prompts, log-likelihood scoring (lesson 23).
 
 Unlike ``perplexity``, which scores every token of a text, a benchmark asks questions with known
 answers and counts how many the model gets right. Two kinds of question, as in
@@ -377,7 +377,10 @@ def evaluate_task(model, tokenizer, task: Task, num_fewshot: int = 0, seed: int 
     truncated = 0
     if task.output_type == "multiple_choice":
         requests = [(ctx, [task.target_delimiter + c for c in doc.choices]) for ctx, doc in zip(contexts, docs)]
-        scored = score_choices(model, tokenizer, requests, batch_size)
+        try:
+            scored = score_choices(model, tokenizer, requests, batch_size)
+        except ValueError as error:   # name the task and the document
+            raise ValueError(f"task {task.name!r}, {str(error).replace('request', 'document', 1)}") from None
         acc, acc_norm = [], []
         for doc, s in zip(docs, scored):
             lengths = np.array([len(c) for c in doc.choices], dtype=float)

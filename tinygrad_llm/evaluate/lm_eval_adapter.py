@@ -1,4 +1,4 @@
-"""Our model inside lm-evaluation-harness, to check our harness against the real one (the evaluation lessons).
+"""Our model inside lm-evaluation-harness, to check our harness against the real one (lesson 23).
 
 Unlike ``harness``, which scores tasks itself, this module hands the model to lm-evaluation-harness
 (``lm-eval``, an optional extra that installs without PyTorch): ``lm_eval_model`` wraps a GPT and
