@@ -58,6 +58,8 @@ WRONG = {
     "23.1": ('"\\n\\n"', '"\\n"'),                                       # one line break between demonstrations
     "23.2": ("/ len(choices[i])", ""),                                   # acc_norm not normalised
     "23.3": ("0.025", "0.000625"),                                       # the variance, not its square root
+    "24.1": ("share = k / batch_size", "share = fraction"),             # the fraction, not the rows it rounds to
+    "24.2": ("= 3", "= 17"),                                             # the domain rows, not the replayed ones
 }
 
 

@@ -642,3 +642,26 @@ def _check_23_2(module):
 def _check_23_3(module):
     return _predicted(module, math.sqrt(0.25 * 0.75 / 300), "the standard error of 25 % accuracy on 300 questions",
                       "23.3", rtol=0.03)
+
+
+# --- lesson 24: domain-adaptive pretraining ---------------------------------------------------
+
+@exercise("24.1", "the loss of a batch with replay",
+          "k = round(fraction * batch_size) rows are general text; the weights are the shares of rows: "
+          "(1 - k / batch_size) for the domain loss and k / batch_size for the general loss")
+def _check_24_1(module):
+    from ..train.batches import mix_rows
+    for domain, general, n, fraction in ((3.0, 5.0, 16, 0.1), (2.5, 4.0, 10, 0.25), (1.0, 9.0, 20, 0.15)):
+        k = mix_rows(n, fraction)
+        expected = (1 - k / n) * domain + k / n * general
+        _compare(_call(module, "replay_loss", domain, general, n, fraction), np.array(expected),
+                 f"replay_loss({domain}, {general}, batch_size={n}, fraction={fraction})", "24.1")
+    return "your loss weights each part by its rows, as MixedObjective does"
+
+
+@exercise("24.2", "predict: rows of replay",
+          "round(fraction * batch_size) rows of the batch come from the general text")
+def _check_24_2(module):
+    from ..train.batches import mix_rows
+    return _predicted(module, mix_rows(20, 0.15), "the general-text rows of a batch of 20 at 15 % replay",
+                      "24.2", rtol=0)

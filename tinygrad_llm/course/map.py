@@ -85,6 +85,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(23, "23_benchmarks_and_icl.py",
            "benchmarks scored by log-likelihood, error bars, contamination; zero- and few-shot in-context learning",
            "Benchmarks and adaptation", ("evaluate.harness", "evaluate.benchmarks", "evaluate.lm_eval_adapter")),
+    Lesson(24, "24_domain_adaptation.py",
+           "continued pretraining on standard-library code against training from scratch; forgetting and replay",
+           "Benchmarks and adaptation"),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
