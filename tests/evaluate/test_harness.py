@@ -153,5 +153,6 @@ def test_a_choice_longer_than_the_window_names_the_task_and_the_document(model, 
     long_choice = "iterates over a sequence. " * 12
     task = Task("long", "multiple_choice", (Doc("The for", ("statement", "loop"), 0),
                                             Doc("The for", ("statement", long_choice), 0)))
-    with pytest.raises(ValueError, match="task 'long', document 1: a choice of .* tokens does not fit the model's window of 24"):
+    message = "task 'long', document 1: a choice of .* tokens does not fit the model's window of 24"
+    with pytest.raises(ValueError, match=message):
         evaluate_task(model, tokenizer, task)

@@ -240,32 +240,41 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _score_batch(model, contexts: np.ndarray, continuations: list[list[list[int]]]) -> list[tuple[list[float], list[bool]]]:
+def _score_batch(model, contexts: np.ndarray, continuations: list[list[list[int]]],
+                 group_size: int = 32) -> list[tuple[list[float], list[bool]]]:
     """Contexts (D, L) of one length, each with its choices' token lists: one forward over the
-    contexts into a cache, the cache copied per choice, one forward over the choices."""
+    contexts into a cache, then the choices' tokens after copies of it. The choices run sorted by
+    length in groups of ``group_size`` rows, so a group pads its rows to nearly the same length."""
     D, L = contexts.shape
     cache = KVCache(model.config, D, dtype=model.output_weight().data.dtype)
     # only the last context position predicts a choice token: the head runs on it alone
     last = model.hidden_states(contexts, cache=cache).data[:, -1]     # (D, C)
     first = _log_softmax(last @ model.output_weight().data.T)         # (D, V): the first choice token
     rows = [(d, c) for d in range(D) for c in range(len(continuations[d]))]
-    longest = max(len(continuations[d][c]) for d, c in rows)
-    scores = {row: (float(first[row[0], continuations[row[0]][row[1]][0]]),
-                    int(first[row[0]].argmax()) == continuations[row[0]][row[1]][0]) for row in rows}
-    if longest > 1:
-        cache.reorder(np.array([d for d, _ in rows]))
-        inputs = np.zeros((len(rows), longest - 1), dtype=np.int64)   # right-padded: causal, so harmless
-        for i, (d, c) in enumerate(rows):
+    scores = {(d, c): (float(first[d, continuations[d][c][0]]), int(first[d].argmax()) == continuations[d][c][0])
+              for d, c in rows}
+    longer = sorted((row for row in rows if len(continuations[row[0]][row[1]]) > 1),
+                    key=lambda row: len(continuations[row[0]][row[1]]))
+    for start in range(0, len(longer), group_size):
+        group = longer[start:start + group_size]
+        copy = KVCache.__new__(KVCache)   # shares the context's buffers; reorder replaces them
+        copy.__dict__.update(cache.__dict__)
+        copy.reorder(np.array([d for d, _ in group]))
+        longest = len(continuations[group[-1][0]][group[-1][1]])
+        inputs = np.zeros((len(group), longest - 1), dtype=np.int64)   # right-padded: causal, so harmless
+        for i, (d, c) in enumerate(group):
             tokens = continuations[d][c]
             inputs[i, :len(tokens) - 1] = tokens[:-1]
-        logprobs = _log_softmax(model(inputs, cache=cache).data)        # (rows, longest - 1, V)
-        for i, (d, c) in enumerate(rows):
+        logits = model(inputs, cache=copy).data                          # (rows, longest - 1, V)
+        peak = logits.max(axis=-1, keepdims=True)
+        log_norm = (peak + np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True)))[..., 0]   # (rows, longest - 1)
+        for i, (d, c) in enumerate(group):
             tokens = np.asarray(continuations[d][c][1:])
-            if tokens.size:
-                picked = logprobs[i, np.arange(tokens.size), tokens]
-                logprob, greedy = scores[(d, c)]
-                greedy = greedy and bool((logprobs[i, :tokens.size].argmax(axis=-1) == tokens).all())
-                scores[(d, c)] = (logprob + float(picked.sum()), greedy)
+            positions = np.arange(tokens.size)
+            picked = logits[i, positions, tokens] - log_norm[i, positions]
+            logprob, greedy = scores[(d, c)]
+            greedy = greedy and bool((logits[i, :tokens.size].argmax(axis=-1) == tokens).all())
+            scores[(d, c)] = (logprob + float(picked.sum()), greedy)
     out = []
     for d in range(D):
         pairs = [scores[(d, c)] for c in range(len(continuations[d]))]
