@@ -30,7 +30,7 @@ ROUGE), lesson 02 (the tokenizer).
 `tinygrad_llm.evaluate.lm_eval_adapter`: `lm_eval_model`, `lm_eval_task_config`, `run_lm_eval`; and
 `tinygrad-llm eval --tasks`.
 
-**Run:** `python lessons/23_benchmarks_and_icl.py` (about 3 minutes on 2 cores with lesson 07's
+**Run:** `python lessons/23_benchmarks_and_icl.py` (about a minute on 2 cores with lesson 07's
 checkpoint; without it the model is pretrained first, about 6 minutes more) or `--quick` (a few
 seconds). Section 8 runs lm-evaluation-harness when it is installed (`pip install -e ".[harness]"`).
 """
