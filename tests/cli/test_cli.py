@@ -247,3 +247,52 @@ def test_a_checkpoint_whose_tokenizer_was_moved_asks_for_one(capsys, trained, tm
     code, out, _ = run(capsys, "generate", "--checkpoint", lonely, "--max-new-tokens", "2",
                        "--tokenizer", checkpoint.parent / "model.tokenizer.json")
     assert code == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Benchmarks: eval --tasks
+
+
+def test_eval_tasks_prints_the_harness_table_with_progress_and_writes_json(capsys, trained, tmp_path):
+    from tinygrad_llm.evaluate.harness import Doc, Task, evaluate_task, save_task
+    from tinygrad_llm.train.trainer import load_model
+    _, checkpoint = trained
+    docs = tuple(Doc(f"the {w}", ("cat sat", "dog ran", "bird sang"), i % 3)
+                 for i, w in enumerate(["cat", "dog", "bird", "fish", "book", "mat"]))
+    task = Task("animals", "multiple_choice", docs, fewshot_docs=docs[:3])
+    save_task(task, tmp_path / "animals.jsonl")
+    code, out, err = run(capsys, "eval", "--checkpoint", checkpoint, "--tasks", f"{tmp_path}/animals.jsonl,arithmetic",
+                         "--count", "12", "--num-fewshot", "2", "--output", tmp_path / "results.json")
+    assert code == 0 and "[1/2] animals" in err and "[2/2] arithmetic" in err
+    model, _ = load_model(checkpoint)
+    tokenizer = BPETokenizer.load(checkpoint.parent / "model.tokenizer.json")
+    expected = evaluate_task(model, tokenizer, task, num_fewshot=2, batch_size=8)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["task"] for r in results] == ["animals", "arithmetic"] and results[1]["count"] == 12
+    assert results[0]["metrics"]["acc"] == pytest.approx(expected.metrics["acc"])
+    assert f"{expected.metrics['acc']:.4f}" in out and "acc_norm" in out and "0.2500" in out
+
+
+@pytest.mark.parametrize("args, message, status", [
+    (["--tasks", "nothing"], "--tasks: 'nothing' is neither a built-in task", 2),
+    (["--tasks", "arithmetic,"], "has an empty entry", 2),
+    (["--tasks", "arithmetic", "{tmp}/text.txt"], "not both", 2),
+    ([], "eval needs a TEXT_FILE (perplexity) or --tasks", 2),
+    (["{tmp}/text.txt", "--num-fewshot", "2"], "--num-fewshot goes with --tasks", 2),
+    (["--tasks", "arithmetic", "--num-fewshot", "-1"], "--num-fewshot must be an integer >= 0", 2),
+    (["--tasks", "arithmetic", "--count", "8", "--num-fewshot", "9"], "task 'arithmetic' has only 8 few-shot", 2),
+    (["--tasks", "{tmp}/missing.jsonl"], "task file {tmp}/missing.jsonl: no such file", 1),
+    (["--tasks", "{tmp}/bad.jsonl"], "line 2: missing field 'choices'", 1),
+])
+def test_eval_tasks_mistakes_end_in_one_line(capsys, trained, tmp_path, args, message, status):
+    _, checkpoint = trained
+    (tmp_path / "text.txt").write_text("the cat sat on the mat.", encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text('{"task": "t"}\n{"context": "a", "answer": 0}\n', encoding="utf-8")
+    args = [a.format(tmp=tmp_path) for a in args]
+    try:
+        code = main(["eval", "--checkpoint", str(checkpoint), *args])
+    except SystemExit as exit_info:   # usage errors exit with status 2, as argparse's own do
+        code = exit_info.code
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("tinygrad-llm") and "Traceback" not in err, err
+    assert code == status and message.format(tmp=tmp_path) in err

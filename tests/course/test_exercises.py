@@ -58,6 +58,11 @@ WRONG = {
     "16.1": ("(W[:, i] - q) / H_inverse[i, i]", "(W[:, i] - q)"),         # forgot to divide by [H^-1]_ii
     "16.2": ("norm_weight / s", "norm_weight * s"),                      # scaled the norm the wrong way
     "16.3": ("139264", "131072"),                                        # forgot the float16 scales
+    "23.1": ('"\\n\\n"', '"\\n"'),                                       # one line break between demonstrations
+    "23.2": ("/ len(choices[i])", ""),                                   # acc_norm not normalised
+    "23.3": ("0.025", "0.000625"),                                       # the variance, not its square root
+    "24.1": ("share = k / batch_size", "share = fraction"),             # the fraction, not the rows it rounds to
+    "24.2": ("= 3", "= 17"),                                             # the domain rows, not the replayed ones
     "27.1": ("np.logaddexp(0.0, -margin)", "np.log(1 + np.exp(-margin))"),    # overflows at large margins
     "27.2": ("120", "60"),                                               # unordered pairs counted once per two
 }

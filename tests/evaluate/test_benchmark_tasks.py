@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tinygrad_llm.evaluate.benchmarks import (arithmetic_task, builtin_tasks, continuation_task,
+from tinygrad_llm.evaluate.benchmarks import (TASK_NAMES, arithmetic_task, builtin_task, builtin_tasks, continuation_task,
                                               identifier_cloze_task, module_of_function_task,
                                               prose_sentences, standard_library_functions)
 from tinygrad_llm.text.corpus import load_documents
@@ -73,3 +73,10 @@ def test_arithmetic_answers_are_the_sums():
 def test_tasks_are_reproducible_from_their_seed(documents):
     assert continuation_task(documents, 30, seed=3) == continuation_task(documents, 30, seed=3)
     assert continuation_task(documents, 30, seed=3) != continuation_task(documents, 30, seed=4)
+
+
+def test_builtin_tasks_are_found_by_name(documents):
+    assert [t.name for t in builtin_tasks(count=20, documents=documents)] == list(TASK_NAMES)
+    assert builtin_task("arithmetic", 20) == arithmetic_task(20)
+    with pytest.raises(ValueError, match="no built-in task 'sums'; the tasks are continuation"):
+        builtin_task("sums")

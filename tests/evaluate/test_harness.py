@@ -66,14 +66,16 @@ def test_a_context_longer_than_the_window_is_cut_from_the_left_and_counted(model
     assert result.truncated
     context_ids, _ = encode_pair(tokenizer, long_context, " The")
     assert len(context_ids) > model.config.context_length
-    # the longest choice sets the room: both choices see the same (cut) context
-    _, longest = encode_pair(tokenizer, long_context, " A class")
-    kept = context_ids[-(model.config.context_length - (len(longest) - 1)):]
-    logits = model(np.array([kept + longest[:-1]])).data[0]
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-    rows = logprobs[len(kept) - 1:]
-    assert result.logprobs[1] == pytest.approx(float(rows[np.arange(len(longest)), longest].sum()), abs=1e-9)
+    # each choice keeps as much of the context as fits before it (lm-evaluation-harness's cut)
+    for choice, logprob in zip([" The", " A class"], result.logprobs):
+        _, choice_ids = encode_pair(tokenizer, long_context, choice)
+        kept = context_ids[-(model.config.context_length - (len(choice_ids) - 1)):]
+        logits = model(np.array([kept + choice_ids[:-1]])).data[0]
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        rows = logprobs[len(kept) - 1:]
+        assert logprob == pytest.approx(float(rows[np.arange(len(choice_ids)), choice_ids].sum()), abs=1e-9)
+    assert len(encode_pair(tokenizer, long_context, " A class")[1]) > len(encode_pair(tokenizer, long_context, " The")[1])
 
 
 def test_encode_pair_moves_trailing_spaces_to_the_continuation(tokenizer):
@@ -145,3 +147,12 @@ def test_malformed_task_files_name_the_line_and_the_field(tmp_path, lines, fragm
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         load_task(path)
+
+
+def test_a_choice_longer_than_the_window_names_the_task_and_the_document(model, tokenizer):
+    long_choice = "iterates over a sequence. " * 12
+    task = Task("long", "multiple_choice", (Doc("The for", ("statement", "loop"), 0),
+                                            Doc("The for", ("statement", long_choice), 0)))
+    message = "task 'long', document 1: a choice of .* tokens does not fit the model's window of 24"
+    with pytest.raises(ValueError, match=message):
+        evaluate_task(model, tokenizer, task)

@@ -8,6 +8,7 @@ What the lessons do step by step, from a shell::
     tinygrad-llm generate --checkpoint run/model.safetensors --prompt "The for statement"
     tinygrad-llm generate --gpt2 path/to/gpt2 --prompt "Hello, I am" --top-k 40
     tinygrad-llm eval --checkpoint run/model.safetensors text.txt --stride 64
+    tinygrad-llm eval --checkpoint run/model.safetensors --tasks arithmetic,my_task.jsonl --num-fewshot 4
     tinygrad-llm tokenize "Hello world" --gpt2 path/to/gpt2
     tinygrad-llm export --checkpoint run/model.safetensors --format gguf --dtype q8_0 --out model.gguf
     tinygrad-llm export --checkpoint run/model.safetensors --format hf --out run/hf
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import re
 import sys
 import time
@@ -47,6 +49,8 @@ from ..text.corpus import read_text
 from ..course.settings import output_dir
 from ..course.recipe import (COURSE_PATTERN, COURSE_PATTERNS, course_model_config, course_tokenizer,
                              course_train_config, prepare_with_defaults)
+from ..evaluate.benchmarks import TASK_NAMES, builtin_task
+from ..evaluate.harness import evaluate_tasks, format_table, load_task
 from ..evaluate.perplexity import token_nll
 from ..model.generation import generate
 from ..model.gpt import GPT
@@ -106,6 +110,8 @@ _FLAG_CHECKS: dict[str, Callable[[str, object], object]] = {
     "warmup_steps": lambda flag, v: check_int(flag, v, minimum=0),
     "max_new_tokens": lambda flag, v: check_int(flag, v, minimum=0),
     "seed": lambda flag, v: check_int(flag, v, minimum=0),   # NumPy's generators take seeds >= 0
+    "num_fewshot": lambda flag, v: check_int(flag, v, minimum=0),
+    "limit": check_positive_int, "count": check_positive_int,
 }
 
 
@@ -404,6 +410,13 @@ def cmd_generate(args) -> int:
 # --- eval -------------------------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
+    if (args.text is None) == (args.tasks is None):
+        raise UsageError("eval needs a TEXT_FILE (perplexity) or --tasks (benchmarks), not both")
+    if args.tasks is not None:
+        return eval_tasks(args)
+    for flag in ("num_fewshot", "limit", "count", "output"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"{flag_name(flag)} goes with --tasks")
     text_path = check_input(args.text, "text file")
     model, tokenizer = load_model_and_tokenizer(args)
     if args.stride is not None and args.stride > model.config.context_length:
@@ -416,6 +429,50 @@ def cmd_eval(args) -> int:
     print(f"{args.text}: {count:,} tokens scored, loss {loss:.4f} nats/token, "
           f"perplexity {np.exp(loss):.2f} (context {model.config.context_length}, "
           f"stride {args.stride or model.config.context_length})")
+    return 0
+
+
+def read_tasks(spec: str, count: int, seed: int) -> list:
+    """``--tasks``: comma-separated built-in task names (``all`` for the four) or task files."""
+    names = [name.strip() for name in spec.split(",")]
+    if not all(names):
+        raise UsageError(f"--tasks {spec!r} has an empty entry; give names or files separated by commas")
+    tasks = []
+    for name in names:
+        if name == "all":
+            tasks.extend(builtin_task(n, count, seed) for n in TASK_NAMES)
+        elif name in TASK_NAMES:
+            tasks.append(builtin_task(name, count, seed))
+        elif name.endswith((".jsonl", ".json")) or Path(name).exists():
+            tasks.append(load_task(check_input(name, "task file")))
+        else:
+            raise UsageError(f"--tasks: {name!r} is neither a built-in task ({', '.join(TASK_NAMES)}, all) "
+                             f"nor a task file")
+    return tasks
+
+
+def eval_tasks(args) -> int:
+    """Benchmark tasks: one progress line per task on stderr, the table on stdout, JSON to --output."""
+    output = None if args.output is None else check_output_file(Path(args.output), "--output")
+    tasks = read_tasks(args.tasks, args.count or 200, args.seed or 0)
+    model, tokenizer = load_model_and_tokenizer(args)
+    shots = args.num_fewshot or 0
+    for task in tasks:
+        if shots > len(task.fewshot_docs):
+            raise UsageError(f"--num-fewshot {shots}: task {task.name!r} has only {len(task.fewshot_docs)} "
+                             f"few-shot documents")
+    print(f"scoring {len(tasks)} task(s), {shots}-shot, with a model of {model.config.context_length} "
+          f"tokens' context", file=sys.stderr)
+    results = evaluate_tasks(model, tokenizer, tasks, num_fewshot=shots, seed=args.seed or 0,
+                             batch_size=args.batch_size, limit=args.limit,
+                             progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_table(results))
+    cut = sum(r.truncated for r in results)
+    if cut:
+        print(f"{cut} prompt(s) were longer than the window and lost their oldest tokens", file=sys.stderr)
+    if output is not None:
+        output.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {output}", file=sys.stderr)
     return 0
 
 
@@ -574,13 +631,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute every position (no KV cache)")
     p.set_defaults(run=cmd_generate)
 
-    p = commands.add_parser("eval", help="perplexity of a model on a text file",
-                            description="Perplexity on a UTF-8 text file, with a sliding window.")
+    p = commands.add_parser("eval", help="perplexity on a text file, or accuracy on benchmark tasks",
+                            description="Perplexity on a UTF-8 text file, with a sliding window; or, "
+                                        "with --tasks, benchmark tasks scored by log-likelihood.")
     _add_model_source(p)
-    p.add_argument("text", metavar="TEXT_FILE")
+    p.add_argument("text", metavar="TEXT_FILE", nargs="?", help="the text to score (perplexity)")
     p.add_argument("--stride", type=int, metavar="N",
                    help="move the window by N tokens (default: the context length, no overlap)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N")
+    tasks = p.add_argument_group("benchmarks")
+    tasks.add_argument("--tasks", metavar="NAMES",
+                       help="comma-separated: continuation, identifier_cloze, module_of_function, "
+                            "arithmetic, all, or task files (.jsonl)")
+    tasks.add_argument("--num-fewshot", type=int, metavar="K", help="demonstrations per prompt (default 0)")
+    tasks.add_argument("--limit", type=int, metavar="N", help="score only the first N documents of each task")
+    tasks.add_argument("--count", type=int, metavar="N", help="documents per built-in task (default 200)")
+    tasks.add_argument("--seed", type=int, metavar="S", help="the tasks' and demonstrations' seed (default 0)")
+    tasks.add_argument("--output", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("tokenize", help="show the tokens of a string",

@@ -648,6 +648,74 @@ def _check_16_3(module):
     return _predicted(module, stored.nbytes, "the bytes of a (256, 512) matrix in Q8_0", "16.3", rtol=0)
 
 
+# --- lesson 23: benchmarks and in-context learning --------------------------------------------
+
+@exercise("23.1", "a k-shot prompt",
+          "each demonstration is its context, the target delimiter \" \" and its answer; every demonstration "
+          "is followed by the few-shot delimiter \"\\n\\n\"; the question's context comes last, with no answer")
+def _check_23_1(module):
+    from ..evaluate.harness import Doc, Task, fewshot_context
+    shots = (Doc("2 + 3 =", ("5", "6"), 0), Doc("4 + 4 =", ("7", "8"), 1), Doc("1 + 6 =", ("7", "9"), 0))
+    question = Doc("3 + 5 =", ("8", "9"), 0)
+    for k in (0, 1, 3):
+        task = Task("sums", "multiple_choice", (question,), fewshot_docs=shots[:k])
+        # with k of k documents the draw is a permutation: put the demonstrations in its order
+        order = np.random.default_rng(0).choice(k, size=k, replace=False) if k else []
+        demos = [(shots[i].context, shots[i].gold()) for i in order]
+        expected = fewshot_context(task, question, k, np.random.default_rng(0))
+        got = _call(module, "fewshot_prompt", demos, question.context)
+        if got != expected:
+            raise ExerciseFailed(f"fewshot_prompt with {k} demonstrations gives {got!r}, not the harness's "
+                                 f"layout. Hint: {REGISTRY['23.1'].hint}")
+    return "your prompts are laid out as lm-evaluation-harness lays them out"
+
+
+@exercise("23.2", "acc and acc_norm from log-likelihoods",
+          "acc picks the choice of largest summed log-likelihood; acc_norm divides each by the length of "
+          "its choice in characters (without the leading space) before picking")
+def _check_23_2(module):
+    cases = [([-9.0, -4.0, -12.0], ["a long right answer", "no", "another long one"]),
+             ([-3.0, -3.5], ["ab", "abcdef"]), ([-20.0, -6.0, -7.0, -30.0], ["x" * 40, "y", "zz", "w" * 90])]
+    for logprobs, choices in cases:
+        lengths = np.array([len(c) for c in choices], dtype=float)
+        expected = (int(np.argmax(logprobs)), int(np.argmax(np.array(logprobs) / lengths)))
+        got = _call(module, "pick", logprobs, choices)
+        if not isinstance(got, tuple) or len(got) != 2 or tuple(int(g) for g in got) != expected:
+            raise ExerciseFailed(f"pick({logprobs}, {choices}) should return the two indices (acc, acc_norm); "
+                                 f"got {got!r}. Hint: {REGISTRY['23.2'].hint}")
+    return "your choices match the harness's acc and acc_norm"
+
+
+@exercise("23.3", "predict: the error bar of an accuracy",
+          "an accuracy is the mean of n zeros and ones; its standard error is sqrt(p (1 - p) / n)")
+def _check_23_3(module):
+    return _predicted(module, math.sqrt(0.25 * 0.75 / 300), "the standard error of 25 % accuracy on 300 questions",
+                      "23.3", rtol=0.03)
+
+
+# --- lesson 24: domain-adaptive pretraining ---------------------------------------------------
+
+@exercise("24.1", "the loss of a batch with replay",
+          "k = round(fraction * batch_size) rows are general text; the weights are the shares of rows: "
+          "(1 - k / batch_size) for the domain loss and k / batch_size for the general loss")
+def _check_24_1(module):
+    from ..train.batches import mix_rows
+    for domain, general, n, fraction in ((3.0, 5.0, 16, 0.1), (2.5, 4.0, 10, 0.25), (1.0, 9.0, 20, 0.15)):
+        k = mix_rows(n, fraction)
+        expected = (1 - k / n) * domain + k / n * general
+        _compare(_call(module, "replay_loss", domain, general, n, fraction), np.array(expected),
+                 f"replay_loss({domain}, {general}, batch_size={n}, fraction={fraction})", "24.1")
+    return "your loss weights each part by its rows, as MixedObjective does"
+
+
+@exercise("24.2", "predict: rows of replay",
+          "round(fraction * batch_size) rows of the batch come from the general text")
+def _check_24_2(module):
+    from ..train.batches import mix_rows
+    return _predicted(module, mix_rows(20, 0.15), "the general-text rows of a batch of 20 at 15 % replay",
+                      "24.2", rtol=0)
+
+
 # --- lesson 27: the reward model ---------------------------------------------------------------
 
 @exercise("27.1", "the Bradley-Terry loss",

@@ -85,6 +85,12 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(16, "16_deployment_quantization.py",
            "GPTQ and AWQ against rounding at 4 and 3 bits; the model exported to GGUF, read back and run by llama.cpp",
            "Compression and deployment", ("compress.gptq", "compress.awq", "model.gguf", "compress.export")),
+    Lesson(23, "23_benchmarks_and_icl.py",
+           "benchmarks scored by log-likelihood, error bars, contamination; zero- and few-shot in-context learning",
+           "Benchmarks and adaptation", ("evaluate.harness", "evaluate.benchmarks", "evaluate.lm_eval_adapter")),
+    Lesson(24, "24_domain_adaptation.py",
+           "continued pretraining on standard-library code against training from scratch; forgetting and replay",
+           "Benchmarks and adaptation"),
     Lesson(27, "27_reward_model.py",
            "an alignment criterion and published judges, simulated labellers, a reward model trained on rankings",
            "Alignment", ("align.preferences", "align.sequences", "align.sampling", "align.reward_model",
@@ -101,9 +107,6 @@ UPCOMING: dict[str, str] = {
     "distributed.comm": "the scale lessons",
     "distributed.ddp": "the scale lessons",
     "distributed.zero": "the scale lessons",
-    "evaluate.harness": "the evaluation lessons",
-    "evaluate.benchmarks": "the evaluation lessons",
-    "evaluate.lm_eval_adapter": "the evaluation lessons",
     "align.dpo": "the alignment lessons",
     "align.ppo": "the alignment lessons",
 }
@@ -127,6 +130,9 @@ NEIGHBOURS: dict[str, str] = {
     "compress.awq": "compress.gptq",
     "model.gguf": "model.state",
     "compress.export": "model.gguf",
+    "evaluate.harness": "evaluate.perplexity",
+    "evaluate.benchmarks": "evaluate.harness",
+    "evaluate.lm_eval_adapter": "evaluate.harness",
 }
 
 

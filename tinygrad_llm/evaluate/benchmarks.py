@@ -1,4 +1,4 @@
-"""Four multiple-choice benchmarks built from real text, with answers a program can check (the evaluation lessons).
+"""Four multiple-choice benchmarks built from real text, with answers a program can check (lesson 23).
 
 Unlike ``harness``, which scores any task, this module makes tasks, each with a test split and a
 separate few-shot split drawn from different source material, and four choices per question (so
@@ -165,8 +165,23 @@ def arithmetic_task(count: int = 200, seed: int = 0, largest: int = 20) -> Task:
                 fewshot_docs=tuple(doc(a, b) for a, b in fewshot[:max(8, count // 4)]))
 
 
+TASK_NAMES = ("continuation", "identifier_cloze", "module_of_function", "arithmetic")
+
+
+def builtin_task(name: str, count: int = 200, seed: int = 0, documents: list[Document] | None = None) -> Task:
+    """One of the four tasks by its name (``TASK_NAMES``)."""
+    if name not in TASK_NAMES:
+        raise ValueError(f"no built-in task {name!r}; the tasks are {', '.join(TASK_NAMES)}")
+    if name == "module_of_function":
+        return module_of_function_task(count, seed)
+    if name == "arithmetic":
+        return arithmetic_task(count, seed)
+    documents = load_documents() if documents is None else documents
+    maker = continuation_task if name == "continuation" else identifier_cloze_task
+    return maker(documents, count, seed)
+
+
 def builtin_tasks(count: int = 200, seed: int = 0, documents: list[Document] | None = None) -> list[Task]:
     """The four tasks, in the order above."""
     documents = load_documents() if documents is None else documents
-    return [continuation_task(documents, count, seed), identifier_cloze_task(documents, count, seed),
-            module_of_function_task(count, seed), arithmetic_task(count, seed)]
+    return [builtin_task(name, count, seed, documents) for name in TASK_NAMES]

@@ -1,4 +1,4 @@
-"""A benchmark harness: tasks as data, few-shot prompts, log-likelihood scoring (the evaluation lessons).
+"""A benchmark harness: tasks as data, few-shot prompts, log-likelihood scoring (lesson 23).
 
 Unlike ``perplexity``, which scores every token of a text, a benchmark asks questions with known
 answers and counts how many the model gets right. Two kinds of question, as in
@@ -20,7 +20,10 @@ document in both runs of ours, not across the two tools.
 Scoring reuses one forward pass per context: the contexts of a batch of documents (of equal token
 length) run once and fill a KV cache, the cache is copied once per choice, and only the choices'
 tokens run after it. A context too long for the model's window is cut from the left (its oldest
-tokens go first), as lm-evaluation-harness does, and the result counts how often that happened.
+tokens go first), as lm-evaluation-harness does, and the result counts how often that happened:
+a choice of n tokens keeps the last window - (n - 1) tokens of the context, so when a cut context
+is followed by choices of different lengths, each length gets a row (and a forward pass) of its
+own.
 """
 
 from __future__ import annotations
@@ -237,32 +240,41 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _score_batch(model, contexts: np.ndarray, continuations: list[list[list[int]]]) -> list[tuple[list[float], list[bool]]]:
+def _score_batch(model, contexts: np.ndarray, continuations: list[list[list[int]]],
+                 group_size: int = 32) -> list[tuple[list[float], list[bool]]]:
     """Contexts (D, L) of one length, each with its choices' token lists: one forward over the
-    contexts into a cache, the cache copied per choice, one forward over the choices."""
+    contexts into a cache, then the choices' tokens after copies of it. The choices run sorted by
+    length in groups of ``group_size`` rows, so a group pads its rows to nearly the same length."""
     D, L = contexts.shape
     cache = KVCache(model.config, D, dtype=model.output_weight().data.dtype)
     # only the last context position predicts a choice token: the head runs on it alone
     last = model.hidden_states(contexts, cache=cache).data[:, -1]     # (D, C)
     first = _log_softmax(last @ model.output_weight().data.T)         # (D, V): the first choice token
     rows = [(d, c) for d in range(D) for c in range(len(continuations[d]))]
-    longest = max(len(continuations[d][c]) for d, c in rows)
-    scores = {row: (float(first[row[0], continuations[row[0]][row[1]][0]]),
-                    int(first[row[0]].argmax()) == continuations[row[0]][row[1]][0]) for row in rows}
-    if longest > 1:
-        cache.reorder(np.array([d for d, _ in rows]))
-        inputs = np.zeros((len(rows), longest - 1), dtype=np.int64)   # right-padded: causal, so harmless
-        for i, (d, c) in enumerate(rows):
+    scores = {(d, c): (float(first[d, continuations[d][c][0]]), int(first[d].argmax()) == continuations[d][c][0])
+              for d, c in rows}
+    longer = sorted((row for row in rows if len(continuations[row[0]][row[1]]) > 1),
+                    key=lambda row: len(continuations[row[0]][row[1]]))
+    for start in range(0, len(longer), group_size):
+        group = longer[start:start + group_size]
+        copy = KVCache.__new__(KVCache)   # shares the context's buffers; reorder replaces them
+        copy.__dict__.update(cache.__dict__)
+        copy.reorder(np.array([d for d, _ in group]))
+        longest = len(continuations[group[-1][0]][group[-1][1]])
+        inputs = np.zeros((len(group), longest - 1), dtype=np.int64)   # right-padded: causal, so harmless
+        for i, (d, c) in enumerate(group):
             tokens = continuations[d][c]
             inputs[i, :len(tokens) - 1] = tokens[:-1]
-        logprobs = _log_softmax(model(inputs, cache=cache).data)        # (rows, longest - 1, V)
-        for i, (d, c) in enumerate(rows):
+        logits = model(inputs, cache=copy).data                          # (rows, longest - 1, V)
+        peak = logits.max(axis=-1, keepdims=True)
+        log_norm = (peak + np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True)))[..., 0]   # (rows, longest - 1)
+        for i, (d, c) in enumerate(group):
             tokens = np.asarray(continuations[d][c][1:])
-            if tokens.size:
-                picked = logprobs[i, np.arange(tokens.size), tokens]
-                logprob, greedy = scores[(d, c)]
-                greedy = greedy and bool((logprobs[i, :tokens.size].argmax(axis=-1) == tokens).all())
-                scores[(d, c)] = (logprob + float(picked.sum()), greedy)
+            positions = np.arange(tokens.size)
+            picked = logits[i, positions, tokens] - log_norm[i, positions]
+            logprob, greedy = scores[(d, c)]
+            greedy = greedy and bool((logits[i, :tokens.size].argmax(axis=-1) == tokens).all())
+            scores[(d, c)] = (logprob + float(picked.sum()), greedy)
     out = []
     for d in range(D):
         pairs = [scores[(d, c)] for c in range(len(continuations[d]))]
@@ -275,7 +287,8 @@ def score_choices(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
     """For each (context, continuations), the log-likelihood of every continuation given the context."""
     batch_size = check_positive_int("batch_size", batch_size)
     window = model.config.context_length
-    encoded = []
+    encoded = []           # rows: (request, its choices in this row, the context kept, their tokens)
+    context_lengths = []   # each request's whole context, in tokens
     for index, (context, continuations) in enumerate(requests):
         pairs = [encode_pair(tokenizer, context, c) for c in continuations]
         context_ids = pairs[0][0]
@@ -285,27 +298,38 @@ def score_choices(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
         choice_ids = [p[1] for p in pairs]
         if any(not ids for ids in choice_ids):
             raise ValueError(f"request {index}: a choice encodes to no tokens")
-        room = window - (max(len(ids) for ids in choice_ids) - 1)   # positions left for the context
-        if room < 1:
-            raise ValueError(f"request {index}: a choice of {max(map(len, choice_ids))} tokens does not fit "
+        longest = max(len(ids) for ids in choice_ids)
+        if longest > window:
+            raise ValueError(f"request {index}: a choice of {longest} tokens does not fit "
                              f"the model's window of {window}")
         if not context_ids:
             raise ValueError(f"request {index}: the context is empty (a choice needs something to follow)")
-        truncated = len(context_ids) > room
-        encoded.append((context_ids[-room:], choice_ids, truncated))
-    results: list[ChoiceScores | None] = [None] * len(encoded)
+        context_lengths.append(len(context_ids))
+        # a choice of n tokens leaves window - (n - 1) positions for the context; choices that keep
+        # the same context share one row (all of them, unless the context had to be cut)
+        rows: dict[int, list[int]] = {}
+        for c, ids in enumerate(choice_ids):
+            rows.setdefault(min(len(context_ids), window - (len(ids) - 1)), []).append(c)
+        for kept, members in rows.items():
+            encoded.append((index, members, context_ids[len(context_ids) - kept:], [choice_ids[c] for c in members]))
+    logprobs = [[0.0] * len(continuations) for _, continuations in requests]
+    greedy = [[False] * len(continuations) for _, continuations in requests]
+    truncated = [False] * len(requests)
     by_length: dict[int, list[int]] = {}
-    for i, (context_ids, _, _) in enumerate(encoded):
+    for i, (_, _, context_ids, _) in enumerate(encoded):
         by_length.setdefault(len(context_ids), []).append(i)
     with model.inference():
         for members in by_length.values():
             for start in range(0, len(members), batch_size):
                 chunk = members[start:start + batch_size]
-                contexts = np.array([encoded[i][0] for i in chunk], dtype=np.int64)
-                scored = _score_batch(model, contexts, [encoded[i][1] for i in chunk])
-                for i, (logprobs, greedy) in zip(chunk, scored):
-                    results[i] = ChoiceScores(logprobs, greedy, encoded[i][2])
-    return results
+                contexts = np.array([encoded[i][2] for i in chunk], dtype=np.int64)
+                scored = _score_batch(model, contexts, [encoded[i][3] for i in chunk])
+                for i, (row_logprobs, row_greedy) in zip(chunk, scored):
+                    index, choices, context_ids, _ = encoded[i]
+                    truncated[index] |= len(context_ids) < context_lengths[index]
+                    for c, logprob, is_greedy in zip(choices, row_logprobs, row_greedy):
+                        logprobs[index][c], greedy[index][c] = logprob, is_greedy
+    return [ChoiceScores(lp, g, t) for lp, g, t in zip(logprobs, greedy, truncated)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,7 +386,10 @@ def evaluate_task(model, tokenizer, task: Task, num_fewshot: int = 0, seed: int 
     truncated = 0
     if task.output_type == "multiple_choice":
         requests = [(ctx, [task.target_delimiter + c for c in doc.choices]) for ctx, doc in zip(contexts, docs)]
-        scored = score_choices(model, tokenizer, requests, batch_size)
+        try:
+            scored = score_choices(model, tokenizer, requests, batch_size)
+        except ValueError as error:   # name the task and the document
+            raise ValueError(f"task {task.name!r}, {str(error).replace('request', 'document', 1)}") from None
         acc, acc_norm = [], []
         for doc, s in zip(docs, scored):
             lengths = np.array([len(c) for c in doc.choices], dtype=float)

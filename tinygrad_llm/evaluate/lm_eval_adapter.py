@@ -1,16 +1,23 @@
-"""Our model inside lm-evaluation-harness, to check our harness against the real one (the evaluation lessons).
+"""Our model inside lm-evaluation-harness, to check our harness against the real one (lesson 23).
 
 Unlike ``harness``, which scores tasks itself, this module hands the model to lm-evaluation-harness
 (``lm-eval``, an optional extra that installs without PyTorch): ``lm_eval_model`` wraps a GPT and
 its tokenizer in a subclass of lm-eval's ``LM``, whose three requests it answers with our code,
-and ``lm_eval_task_config`` describes one of our tasks in lm-eval's own terms (a local JSON data
-set, the same prompt fields and delimiters), so both tools can score the same documents.
+``lm_eval_task_config`` describes one of our tasks in lm-eval's own terms (a local JSON data
+set, the same prompt fields and delimiters), so both tools can score the same documents, and
+``run_lm_eval`` runs our tasks through lm-eval's own evaluator.
+
+``run_lm_eval`` calls ``lm_eval.evaluator.evaluate`` rather than ``simple_evaluate``: the latter
+indexes every one of lm-eval's built-in task files (tens of seconds) and records the Python
+environment by importing PyTorch when it is present, neither of which scoring our tasks needs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -112,3 +119,28 @@ def lm_eval_task_config(task: Task, folder: str | Path) -> dict:
     if "train" in files:
         config["fewshot_split"] = "train"
     return config
+
+
+def run_lm_eval(model, tokenizer, tasks: Sequence[Task], folder: str | Path, num_fewshot: int = 0,
+                limit: int | None = None, fewshot_seed: int = 1234) -> dict:
+    """Score multiple-choice ``tasks`` with lm-evaluation-harness on ``model``: its results
+    dictionary, with ``"results"`` (``"acc,none"``, ``"acc_norm,none"`` per task) and, per task,
+    every document's requests and scores under ``"samples"``. Demonstrations are drawn by lm-eval
+    (Python's ``random`` from ``fewshot_seed``), so beyond 0-shot the prompts differ from ours."""
+    if num_fewshot < 0:
+        raise ValueError(f"num_fewshot must be 0 or more, got {num_fewshot}")
+    _lm_base()
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")   # the data sets are local files: never ask the hub
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lm_eval.evaluator import evaluate
+    from lm_eval.tasks import TaskManager
+
+    for task in tasks:
+        if num_fewshot > len(task.fewshot_docs):
+            raise ValueError(f"task {task.name!r}: {num_fewshot}-shot needs {num_fewshot} few-shot documents, "
+                             f"it has {len(task.fewshot_docs)}")
+    configs = [dict(lm_eval_task_config(task, folder), num_fewshot=num_fewshot) for task in tasks]
+    loaded = TaskManager(include_defaults=False).load(configs)
+    for task in loaded["tasks"].values():
+        task.set_fewshot_seed(seed=fewshot_seed)
+    return evaluate(lm_eval_model(model, tokenizer), loaded, limit=limit, bootstrap_iters=0, log_samples=True)
