@@ -55,6 +55,9 @@ WRONG = {
     "14.2": ("288", "672"),                                              # the pruned count, not the kept
     "15.1": ("temperature ** 2 *", ""),                                  # no T^2
     "15.2": ("0.75", "0.9"),                                             # forgot the temperature
+    "17.1": ("12 * n_parameters", "8 * n_parameters"),                   # forgot the fp32 master weights
+    "17.2": ("1.389", "0.463"),                                          # 2 N D: the forward pass only
+    "17.3": ("= 8", "= 7"),                                              # rounded down
 }
 
 

@@ -597,3 +597,37 @@ def _check_15_2(module):
     p = np.exp(z) / np.exp(z).sum()
     return _predicted(module, float(p[1]), "the second probability of softmax([0, ln 9] / 2)",
                       "15.2", rtol=0.01)
+
+
+# --- lesson 17: the arithmetic of scale -------------------------------------------------------
+
+@exercise("17.1", "model-state bytes per rank under ZeRO",
+          "mixed precision with Adam: weights 2, gradients 2, optimizer state 12 bytes per parameter; "
+          "stage 1 divides the optimizer state by the ranks, stage 2 the gradients too, stage 3 the weights too")
+def _check_17_1(module):
+    from ..scale.sharding import rank_memory
+    for n, ranks in ((1_000, 1), (7_500_000_000, 64), (1_200, 8)):
+        for stage in (0, 1, 2, 3):
+            expected = rank_memory(n, ranks, stage).total
+            _compare(_call(module, "bytes_per_rank", n, ranks, stage), np.array(expected),
+                     f"bytes_per_rank({n}, {ranks}, stage={stage})", "17.1", rtol=1e-9)
+    return "your bytes per rank match rank_memory for every stage"
+
+
+@exercise("17.2", "predict: a training budget in petaflop/s-days",
+          "6 N D FLOPs (2 for the forward pass, 4 for the backward, per parameter and token); "
+          "one petaflop/s-day is 1e15 FLOP/s for 86,400 seconds")
+def _check_17_2(module):
+    from ..scale.compute import petaflop_s_days, training_flops
+    return _predicted(module, petaflop_s_days(training_flops(1e9, 20e9)),
+                      "the petaflop/s-days of 1B parameters trained on 20B tokens", "17.2", rtol=0.01)
+
+
+@exercise("17.3", "predict: the ranks ZeRO stage 3 needs for a 16 GB GPU",
+          "stage 3 divides all 16 bytes per parameter (mixed precision, Adam) by the number of ranks; "
+          "round up to a whole number of ranks")
+def _check_17_3(module):
+    from ..scale.sharding import rank_memory
+    ranks = next(r for r in range(1, 10_000) if rank_memory(7_500_000_000, r, 3).total <= 16e9)
+    return _predicted(module, ranks, "the fewest ranks that hold a 7.5B model in 16 GB each at stage 3",
+                      "17.3", rtol=0)

@@ -82,16 +82,16 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(15, "15_distillation.py",
            "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
            "Compression and deployment", ("compress.distill",)),
+    Lesson(17, "17_scale_arithmetic.py",
+           "parameters, memory (Adam, activations, recomputation, ZeRO stages) and FLOPs, checked against GPT-2, GPT-3, Chinchilla",
+           "Scale", ("scale.compute", "scale.sharding", "model.recompute")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
     "model.rnn": "the model-families lessons",
-    "model.recompute": "the scale lessons",
     "model.gguf": "the deployment lesson",
-    "scale.compute": "the scale lessons",
-    "scale.sharding": "the scale lessons",
     "distributed.comm": "the scale lessons",
     "distributed.ddp": "the scale lessons",
     "distributed.zero": "the scale lessons",
