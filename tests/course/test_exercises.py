@@ -58,6 +58,8 @@ WRONG = {
     "17.1": ("12 * n_parameters", "8 * n_parameters"),                   # forgot the fp32 master weights
     "17.2": ("1.389", "0.463"),                                          # 2 N D: the forward pass only
     "17.3": ("= 8", "= 7"),                                              # rounded down
+    "18.1": ("float(-slope)", "float(slope)"),                           # the sign of the exponent
+    "18.2": ("0.7046", "0.8394"),                                        # ten times, not a hundred
 }
 
 

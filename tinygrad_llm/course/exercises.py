@@ -631,3 +631,29 @@ def _check_17_3(module):
     ranks = next(r for r in range(1, 10_000) if rank_memory(7_500_000_000, r, 3).total <= 16e9)
     return _predicted(module, ranks, "the fewest ranks that hold a 7.5B model in 16 GB each at stage 3",
                       "17.3", rtol=0)
+
+
+# --- lesson 18: scaling laws ------------------------------------------------------------------
+
+@exercise("18.1", "a pure power law fitted in log space",
+          "log L = log A - alpha log N is a straight line: np.polyfit(np.log(n), np.log(loss), 1) gives "
+          "(slope, intercept); alpha = -slope and A = exp(intercept)")
+def _check_18_1(module):
+    from ..scale.laws import fit_power_law
+    rng = np.random.default_rng(18)
+    n = np.geomspace(1e3, 1e7, 7)
+    loss = 9.0 * n ** -0.08 * np.exp(rng.normal(0, 0.01, n.size))
+    expected = fit_power_law(n, loss, irreducible=False)
+    got = _call(module, "fit_pure_power_law", n, loss)
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise ExerciseFailed("fit_pure_power_law should return a pair (A, alpha)")
+    _compare(got, np.array([expected.A, expected.alpha]), "fit_pure_power_law(n, loss) = (A, alpha)", "18.1",
+             rtol=1e-6)
+    return "your (A, alpha) match fit_power_law(n, loss, irreducible=False)"
+
+
+@exercise("18.2", "predict: the loss factor for a hundred times the parameters",
+          "L(100 N) / L(N) = (100 N)^-alpha / N^-alpha = 100^-alpha, with alpha = 0.076")
+def _check_18_2(module):
+    return _predicted(module, 100.0 ** -0.076, "the factor L(100 N) / L(N) for L proportional to N^-0.076",
+                      "18.2", rtol=0.002)

@@ -85,6 +85,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(17, "17_scale_arithmetic.py",
            "parameters, memory (Adam, activations, recomputation, ZeRO stages) and FLOPs, checked against GPT-2, GPT-3, Chinchilla",
            "Scale", ("scale.compute", "scale.sharding", "model.recompute")),
+    Lesson(18, "18_scaling_laws.py",
+           "a sweep of model sizes and token budgets on our engine; L(N) and L(N, D) fitted, bootstrapped, held-out prediction",
+           "Scale", ("scale.laws",)),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
@@ -117,6 +120,7 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.structured": "sparsity.pruning",
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
+    "scale.laws": "scale.compute",
     "evaluate.answers": "evaluate.metrics",
 }
 
