@@ -60,6 +60,8 @@ WRONG = {
     "17.3": ("= 8", "= 7"),                                              # rounded down
     "18.1": ("float(-slope)", "float(slope)"),                           # the sign of the exponent
     "18.2": ("0.7046", "0.8394"),                                        # ten times, not a hundred
+    "19.1": ("(rank + 1) * per_rank", "(rank + 1) * per_rank + 1"),     # overlapping shards
+    "19.2": ("6_000_000", "8_000_000"),                                  # forgot the (R - 1) / R
 }
 
 

@@ -657,3 +657,32 @@ def _check_18_1(module):
 def _check_18_2(module):
     return _predicted(module, 100.0 ** -0.076, "the factor L(100 N) / L(N) for L proportional to N^-0.076",
                       "18.2", rtol=0.002)
+
+
+# --- lesson 19: data parallelism --------------------------------------------------------------
+
+@exercise("19.1", "a rank's rows of the global batch",
+          "each of the R ranks takes B / R contiguous rows: rank r starts at r * (B / R) and stops "
+          "where rank r + 1 starts")
+def _check_19_1(module):
+    from ..distributed.ddp import shard_rows
+    for batch, ranks in ((8, 2), (12, 3), (16, 4), (5, 1)):
+        for rank in range(ranks):
+            expected = shard_rows(batch, rank, ranks)
+            got = _call(module, "rank_rows", batch, rank, ranks)
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise ExerciseFailed("rank_rows should return a pair (start, stop)")
+            if tuple(int(v) for v in got) != (expected.start, expected.stop):
+                raise ExerciseFailed(f"rank_rows({batch}, {rank}, {ranks}) gives the wrong rows. "
+                                     f"Hint: {REGISTRY['19.1'].hint}")
+    return "your rows match shard_rows for every rank"
+
+
+@exercise("19.2", "predict: the bytes one rank sends in a ring all-reduce",
+          "a ring all-reduce is a reduce-scatter and an all-gather; in each, a rank sends (R - 1) of the "
+          "R chunks of n / R values; float32 is 4 bytes")
+def _check_19_2(module):
+    from ..scale.sharding import ring_values
+    return _predicted(module, ring_values(1_000_000, 4) * 4,
+                      "the bytes one of 4 ranks sends in a ring all-reduce of 1,000,000 float32 values", "19.2",
+                      rtol=0)

@@ -88,6 +88,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(18, "18_scaling_laws.py",
            "a sweep of model sizes and token budgets on our engine; L(N) and L(N, D) fitted, bootstrapped, held-out prediction",
            "Scale", ("scale.laws",)),
+    Lesson(19, "19_data_parallel.py",
+           "data parallelism and ZeRO stages 1-2 on MPI: two ranks train the single-process model; bytes held and sent, measured",
+           "Scale", ("distributed.comm", "distributed.ddp", "distributed.zero", "distributed.worker")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
@@ -95,9 +98,6 @@ COURSE: tuple[Lesson, ...] = (
 UPCOMING: dict[str, str] = {
     "model.rnn": "the model-families lessons",
     "model.gguf": "the deployment lesson",
-    "distributed.comm": "the scale lessons",
-    "distributed.ddp": "the scale lessons",
-    "distributed.zero": "the scale lessons",
     "evaluate.harness": "the evaluation lessons",
     "evaluate.benchmarks": "the evaluation lessons",
     "evaluate.lm_eval_adapter": "the evaluation lessons",
@@ -121,6 +121,8 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
     "scale.laws": "scale.compute",
+    "distributed.zero": "distributed.ddp",
+    "distributed.worker": "distributed.ddp",
     "evaluate.answers": "evaluate.metrics",
 }
 
