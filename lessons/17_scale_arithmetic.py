@@ -336,6 +336,7 @@ assert all(sum(BYTES_PER_PARAMETER[p]) == 16 for p in BYTES_PER_PARAMETER), "fp3
 assert sum(state_bytes.values()) == 16 * N_measured, "a Trainer step holds 16 bytes per parameter, measured"
 assert runs["checkpointed"]["saved"] < 0.5 * runs["plain"]["saved"], "checkpointing keeps far less"
 assert memory_saving > 0.3, "and lowers the peak memory of a step"
+assert QUICK or time_cost > 1.0, "for more time per step (a second forward pass per block)"
 assert estimate / 3 < runs["plain"]["saved"] < 3 * estimate, "the estimate is the right size"
 for stage, gb in published_zero.items():
     assert round(rank_memory(psi, R, stage).total / 1e9, 1) == gb, f"ZeRO stage {stage} matches the paper"

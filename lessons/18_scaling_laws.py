@@ -23,8 +23,8 @@ With D as a second variable the same idea fits Chinchilla's surface, whose minim
 **Adds:** `tinygrad_llm.scale.laws`: `PowerLaw`, `fit_power_law`, `fit_loss_surface`,
 `bootstrap`, `interval`, `pareto_frontier`.
 
-**Run:** `python lessons/18_scaling_laws.py` (about 2 minutes on 2 cores from an empty cache, a
-few seconds when the sweep is cached under `outputs/scaling/`) or `--quick` (a few seconds).
+**Run:** `python lessons/18_scaling_laws.py` (about 1.5 minutes on 2 cores from an empty cache, about
+20 seconds when the sweep is cached under `outputs/scaling/`) or `--quick` (a few seconds).
 """
 
 # %%
