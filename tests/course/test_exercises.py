@@ -58,6 +58,13 @@ WRONG = {
     "16.1": ("(W[:, i] - q) / H_inverse[i, i]", "(W[:, i] - q)"),         # forgot to divide by [H^-1]_ii
     "16.2": ("norm_weight / s", "norm_weight * s"),                      # scaled the norm the wrong way
     "16.3": ("139264", "131072"),                                        # forgot the float16 scales
+    "17.1": ("12 * n_parameters", "8 * n_parameters"),                   # forgot the fp32 master weights
+    "17.2": ("1.389", "0.463"),                                          # 2 N D: the forward pass only
+    "17.3": ("= 8", "= 7"),                                              # rounded down
+    "18.1": ("float(-slope)", "float(slope)"),                           # the sign of the exponent
+    "18.2": ("0.7046", "0.8394"),                                        # ten times, not a hundred
+    "19.1": ("(rank + 1) * per_rank", "(rank + 1) * per_rank + 1"),     # overlapping shards
+    "19.2": ("6_000_000", "8_000_000"),                                  # forgot the (R - 1) / R
     "23.1": ('"\\n\\n"', '"\\n"'),                                       # one line break between demonstrations
     "23.2": ("/ len(choices[i])", ""),                                   # acc_norm not normalised
     "23.3": ("0.025", "0.000625"),                                       # the variance, not its square root

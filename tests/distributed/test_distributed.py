@@ -165,3 +165,38 @@ def test_zero_stages_give_the_ddp_model_with_half_the_state_per_rank(tmp_path, s
     # traffic: 2 psi values per step, of which a ring sends (R - 1)/R: psi values for R = 2
     assert ddp_info["bytes_sent"] == steps * psi * itemsize
     assert info["bytes_sent"] == steps * (psi * itemsize + itemsize)   # + the gradient norm's sum
+
+
+def test_sharded_batches_give_each_rank_its_rows_of_the_same_global_batch():
+    from tinygrad_llm.distributed.ddp import ShardedBatches
+    from tinygrad_llm.train.batches import RandomWindows
+
+    class Rank(SingleProcess):
+        def __init__(self, rank, size):
+            super().__init__()
+            self.rank, self.size = rank, size
+
+    tokens = np.arange(500)
+    whole = RandomWindows(tokens, 8, np.random.default_rng(3)).next_batch(6)
+    parts = [ShardedBatches(RandomWindows(tokens, 8, np.random.default_rng(3)), Rank(r, 3)).next_batch(6)
+             for r in range(3)]
+    for k in range(2):
+        np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
+
+
+def test_one_process_replica_is_plain_trainer_training_and_zero_matches_it():
+    from tinygrad_llm.distributed.worker import train_replica
+    ddp_weights, info = train_replica("ddp", SingleProcess(), steps=5, dtype="float64")
+    for mode in ("zero1", "zero2"):
+        weights, _ = train_replica(mode, SingleProcess(), steps=5, dtype="float64")
+        assert max_difference(ddp_weights, weights) <= 1e-12   # the Trainer's clipping against ZeRO's
+    assert info["ranks"] == 1 and info["bytes_sent"] == 0
+
+
+@needs_mpi
+def test_the_worker_on_two_ranks_trains_the_single_process_model(tmp_path):
+    from tinygrad_llm.distributed.worker import MODES, launch, train_replica
+    single, _ = train_replica("ddp", SingleProcess(), steps=10, dtype="float64")
+    results = launch(tmp_path, MODES, ranks=2, steps=10, dtype="float64")
+    for mode, (weights, infos) in results.items():
+        assert [i["rank"] for i in infos] == [0, 1] and max_difference(single, weights) < 1e-10, mode

@@ -648,6 +648,95 @@ def _check_16_3(module):
     return _predicted(module, stored.nbytes, "the bytes of a (256, 512) matrix in Q8_0", "16.3", rtol=0)
 
 
+# --- lesson 17: the arithmetic of scale -------------------------------------------------------
+
+@exercise("17.1", "model-state bytes per rank under ZeRO",
+          "mixed precision with Adam: weights 2, gradients 2, optimizer state 12 bytes per parameter; "
+          "stage 1 divides the optimizer state by the ranks, stage 2 the gradients too, stage 3 the weights too")
+def _check_17_1(module):
+    from ..scale.sharding import rank_memory
+    for n, ranks in ((1_000, 1), (7_500_000_000, 64), (1_200, 8)):
+        for stage in (0, 1, 2, 3):
+            expected = rank_memory(n, ranks, stage).total
+            _compare(_call(module, "bytes_per_rank", n, ranks, stage), np.array(expected),
+                     f"bytes_per_rank({n}, {ranks}, stage={stage})", "17.1", rtol=1e-9)
+    return "your bytes per rank match rank_memory for every stage"
+
+
+@exercise("17.2", "predict: a training budget in petaflop/s-days",
+          "6 N D FLOPs (2 for the forward pass, 4 for the backward, per parameter and token); "
+          "one petaflop/s-day is 1e15 FLOP/s for 86,400 seconds")
+def _check_17_2(module):
+    from ..scale.compute import petaflop_s_days, training_flops
+    return _predicted(module, petaflop_s_days(training_flops(1e9, 20e9)),
+                      "the petaflop/s-days of 1B parameters trained on 20B tokens", "17.2", rtol=0.01)
+
+
+@exercise("17.3", "predict: the ranks ZeRO stage 3 needs for a 16 GB GPU",
+          "stage 3 divides all 16 bytes per parameter (mixed precision, Adam) by the number of ranks; "
+          "round up to a whole number of ranks")
+def _check_17_3(module):
+    from ..scale.sharding import rank_memory
+    ranks = next(r for r in range(1, 10_000) if rank_memory(7_500_000_000, r, 3).total <= 16e9)
+    return _predicted(module, ranks, "the fewest ranks that hold a 7.5B model in 16 GB each at stage 3",
+                      "17.3", rtol=0)
+
+
+# --- lesson 18: scaling laws ------------------------------------------------------------------
+
+@exercise("18.1", "a pure power law fitted in log space",
+          "log L = log A - alpha log N is a straight line: np.polyfit(np.log(n), np.log(loss), 1) gives "
+          "(slope, intercept); alpha = -slope and A = exp(intercept)")
+def _check_18_1(module):
+    from ..scale.laws import fit_power_law
+    rng = np.random.default_rng(18)
+    n = np.geomspace(1e3, 1e7, 7)
+    loss = 9.0 * n ** -0.08 * np.exp(rng.normal(0, 0.01, n.size))
+    expected = fit_power_law(n, loss, irreducible=False)
+    got = _call(module, "fit_pure_power_law", n, loss)
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise ExerciseFailed("fit_pure_power_law should return a pair (A, alpha)")
+    _compare(got, np.array([expected.A, expected.alpha]), "fit_pure_power_law(n, loss) = (A, alpha)", "18.1",
+             rtol=1e-6)
+    return "your (A, alpha) match fit_power_law(n, loss, irreducible=False)"
+
+
+@exercise("18.2", "predict: the loss factor for a hundred times the parameters",
+          "L(100 N) / L(N) = (100 N)^-alpha / N^-alpha = 100^-alpha, with alpha = 0.076")
+def _check_18_2(module):
+    return _predicted(module, 100.0 ** -0.076, "the factor L(100 N) / L(N) for L proportional to N^-0.076",
+                      "18.2", rtol=0.002)
+
+
+# --- lesson 19: data parallelism --------------------------------------------------------------
+
+@exercise("19.1", "a rank's rows of the global batch",
+          "each of the R ranks takes B / R contiguous rows: rank r starts at r * (B / R) and stops "
+          "where rank r + 1 starts")
+def _check_19_1(module):
+    from ..distributed.ddp import shard_rows
+    for batch, ranks in ((8, 2), (12, 3), (16, 4), (5, 1)):
+        for rank in range(ranks):
+            expected = shard_rows(batch, rank, ranks)
+            got = _call(module, "rank_rows", batch, rank, ranks)
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise ExerciseFailed("rank_rows should return a pair (start, stop)")
+            if tuple(int(v) for v in got) != (expected.start, expected.stop):
+                raise ExerciseFailed(f"rank_rows({batch}, {rank}, {ranks}) gives the wrong rows. "
+                                     f"Hint: {REGISTRY['19.1'].hint}")
+    return "your rows match shard_rows for every rank"
+
+
+@exercise("19.2", "predict: the bytes one rank sends in a ring all-reduce",
+          "a ring all-reduce is a reduce-scatter and an all-gather; in each, a rank sends (R - 1) of the "
+          "R chunks of n / R values; float32 is 4 bytes")
+def _check_19_2(module):
+    from ..scale.sharding import ring_values
+    return _predicted(module, ring_values(1_000_000, 4) * 4,
+                      "the bytes one of 4 ranks sends in a ring all-reduce of 1,000,000 float32 values", "19.2",
+                      rtol=0)
+
+
 # --- lesson 23: benchmarks and in-context learning --------------------------------------------
 
 @exercise("23.1", "a k-shot prompt",

@@ -1,4 +1,4 @@
-"""Distributed training (the scale lessons): data parallelism and ZeRO over MPI.
+"""Distributed training (lesson 19): data parallelism and ZeRO over MPI.
 
 ``comm`` wraps MPI (``mpi4py``, imported only when a communicator is asked for) behind a few
 buffer-based collectives, with a one-process stand-in; ``ddp`` averages gradients over ranks in

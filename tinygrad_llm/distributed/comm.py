@@ -1,4 +1,4 @@
-"""Collectives over ranks, on NumPy buffers (the scale lessons).
+"""Collectives over ranks, on NumPy buffers (lesson 19).
 
 MPI runs the same script as R processes (``mpiexec -n R python script.py``), on one machine or
 across hosts; each process is a *rank* that knows its number and R. Ranks exchange arrays through

@@ -1,4 +1,4 @@
-"""Data parallelism: every rank a shard of every batch, gradients averaged (the scale lessons).
+"""Data parallelism: every rank a shard of every batch, gradients averaged (lesson 19).
 
 Each of R ranks holds the whole model and computes the gradient of the loss on its own B/R rows
 of a global batch of B. The average of the R gradients is the gradient of the mean loss over all
@@ -9,16 +9,23 @@ process training on the whole batch up to float rounding.
 The gradients travel in a few large *buckets*: the parameters are packed into flat float32 (or
 float64) buffers of about ``bucket_bytes`` each and every bucket is summed over ranks with one
 buffer all-reduce, then divided by R. Fewer, larger messages cost less than one per parameter.
+
+With the lesson-07 ``Trainer`` nothing in the loop changes: ``ShardedBatches`` hands each rank
+its rows of the global batch (every rank draws the same global batch from the same seed) and
+the ``AverageGradients`` hook averages the gradients after backward, before they are clipped.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import time
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..core.checks import check_int, check_positive_int
 from ..model.nn import Parameter
+from ..train.batches import BatchSource
+from ..train.trainer import TrainHook
 from .comm import Communicator
 
 BUCKET_BYTES = 25 * 2 ** 20   # PyTorch DDP's default bucket size
@@ -109,3 +116,41 @@ class DataParallel:
             self.comm.allreduce_(bucket.pack_grads())
             bucket.buffer /= self.comm.size
             bucket.unpack_grads()
+
+
+class ShardedBatches:
+    """A batch source for one of R ranks: the global batch of ``n`` rows from ``source`` (drawn
+    the same way on every rank), of which this rank keeps ``shard_rows(n, rank, R)``."""
+
+    def __init__(self, source: BatchSource, comm: Communicator) -> None:
+        self.source, self.comm = source, comm
+
+    def next_batch(self, n: int) -> Any:
+        rows = shard_rows(n, self.comm.rank, self.comm.size)
+        batch = self.source.next_batch(n)
+        return tuple(part[rows] for part in batch) if isinstance(batch, tuple) else batch[rows]
+
+    def generators(self) -> list[np.random.Generator]:
+        return self.source.generators()
+
+    def state_dict(self) -> dict:
+        return self.source.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.source.load_state_dict(state)
+
+
+class AverageGradients(TrainHook):
+    """The ``Trainer`` hook of data parallelism: rank 0's weights everywhere before the first
+    step, the gradients averaged over ranks after every backward; ``seconds`` counts the time
+    spent in those collectives."""
+
+    def __init__(self, params: Iterable[Parameter], comm: Communicator, bucket_bytes: int = BUCKET_BYTES) -> None:
+        self.parallel = DataParallel(params, comm, bucket_bytes)
+        self.parallel.broadcast_parameters()
+        self.seconds = 0.0
+
+    def after_backward(self, trainer) -> None:
+        start = time.perf_counter()
+        self.parallel.average_gradients()
+        self.seconds += time.perf_counter() - start

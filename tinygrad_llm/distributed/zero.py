@@ -1,4 +1,4 @@
-"""ZeRO: sharding Adam's state (stage 1) and the gradients (stage 2) over the ranks (the scale lessons).
+"""ZeRO: sharding Adam's state (stage 1) and the gradients (stage 2) over the ranks (lesson 19).
 
 Unlike ``ddp``, where every rank keeps the optimizer state of every parameter and takes the same
 step R times over, each rank here owns 1/R of every parameter group's elements:
@@ -19,6 +19,7 @@ model's forward and backward to fetch and free weights, which this engine's clos
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -49,9 +50,14 @@ class _GroupShard:
 
 class ZeroOptimizer(OptimizerWrapper):
     """Wraps an ``Adam``/``AdamW``: same settings (its ``lr`` is read at every step, so schedules
-    keep working), state sharded over ``comm``'s ranks. Call ``step()`` after ``backward()``."""
+    keep working), state sharded over ``comm``'s ranks. Call ``step()`` after ``backward()``.
 
-    def __init__(self, optimizer: Adam, comm: Communicator, stage: int = 1) -> None:
+    It sums the ranks' gradients itself, so it also clips them (to ``max_norm``, when given) and
+    tells the ``Trainer`` so (``clips_gradients``; the norm before clipping is ``last_norm``)."""
+
+    clips_gradients = True
+
+    def __init__(self, optimizer: Adam, comm: Communicator, stage: int = 1, max_norm: float | None = None) -> None:
         if not isinstance(optimizer, Adam):
             raise TypeError(f"ZeRO shards Adam's moments; got {type(optimizer).__name__}")
         super().__init__(optimizer)
@@ -60,6 +66,9 @@ class ZeroOptimizer(OptimizerWrapper):
         self.groups = [_GroupShard(g, comm) for g in optimizer.param_groups
                        if any(p.requires_grad for p in g["params"])]
         self.step_count = 0
+        self.max_norm = max_norm
+        self.last_norm = float("nan")
+        self.seconds = 0.0   # time spent in this rank's collectives
 
     def zero_grad(self) -> None:
         super().zero_grad()
@@ -67,13 +76,17 @@ class ZeroOptimizer(OptimizerWrapper):
             shard.grad = None
 
     def step(self, max_norm: float | None = None) -> float:
-        """Average, (clip,) update this rank's part, gather; returns the gradient norm before clipping."""
+        """Average, (clip,) update this rank's part, gather; returns the gradient norm before clipping.
+        ``max_norm`` defaults to the one given at construction."""
+        max_norm = self.max_norm if max_norm is None else max_norm
         size = self.comm.size
         parts = []
         for shard in self.groups:
             full = np.zeros(shard.padded, dtype=shard.flat.dtype)
             full[:shard.bucket.buffer.size] = shard.bucket.pack_grads()
+            begin = time.perf_counter()
             part = self.comm.reduce_scatter(full)
+            self.seconds += time.perf_counter() - begin
             part /= size
             parts.append(part)
             if self.stage == 2:   # the full gradients are not kept: this rank holds its part only
@@ -82,7 +95,9 @@ class ZeroOptimizer(OptimizerWrapper):
                 shard.grad = part
         # the global norm from the parts: each rank's sum of squares, summed over ranks
         squares = np.array([sum(float(np.vdot(part, part)) for part in parts)])
+        begin = time.perf_counter()
         norm = math.sqrt(float(self.comm.allreduce_(squares)[0]))
+        self.seconds += time.perf_counter() - begin
         scale = None
         if max_norm is not None:
             check_positive("max_norm", max_norm)
@@ -105,9 +120,12 @@ class ZeroOptimizer(OptimizerWrapper):
             step_size = lr * root_correction / (1 - beta1 ** shard.step)
             shrink = 1 - lr * decay if decay and decoupled else None
             adam_update_part(weights, grad, shard.m, shard.v, beta1, beta2, shrink, eps * root_correction, step_size)
+            begin = time.perf_counter()
             gathered = self.comm.allgather_(np.ascontiguousarray(weights), np.empty_like(shard.flat))
+            self.seconds += time.perf_counter() - begin
             shard.bucket.buffer[...] = gathered[:shard.bucket.buffer.size]
             shard.bucket.unpack_data()
+        self.last_norm = norm
         return norm
 
     def held_bytes(self) -> dict[str, int]:

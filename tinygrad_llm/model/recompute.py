@@ -1,4 +1,4 @@
-"""Activation checkpointing: keep a block's input, recompute its inside during backward (the scale lessons).
+"""Activation checkpointing: keep a block's input, recompute its inside during backward (lesson 17).
 
 Unlike a plain forward pass, which keeps every intermediate array a block's backward will need
 (the attention probabilities, the MLP's 4C-wide activations, ...), a checkpointed block runs its

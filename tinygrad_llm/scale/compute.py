@@ -1,4 +1,4 @@
-"""What training costs in arithmetic, and what a compute budget buys (the scale lessons, after lesson 07).
+"""What training costs in arithmetic, and what a compute budget buys (lesson 17).
 
 Unlike ``memory``, which counts bytes, this module counts floating-point operations and what they
 buy. A decoder's forward pass spends about 2 FLOPs per parameter per token (one multiply and one

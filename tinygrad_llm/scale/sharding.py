@@ -1,5 +1,5 @@
 """Training memory per rank, by precision and ZeRO stage, and the bytes each step communicates
-(the scale lessons).
+(lesson 17).
 
 Unlike ``memory``, which sizes one model in one process, this module asks what each of R ranks
 holds when data-parallel training shares the work. With Ψ parameters and Adam, every rank of plain

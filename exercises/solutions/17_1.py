@@ -1,0 +1,16 @@
+"""Reference solution of exercise 17.1 (Lesson 17). The model-state bytes one rank holds under ZeRO stage 0-3, mixed precision with Adam.
+
+Check your answer with: tinygrad-llm exercise check 17.1   (or: python -m pytest -m exercises)
+"""
+
+
+def bytes_per_rank(n_parameters: int, ranks: int, stage: int) -> float:
+    """Weights + gradients + optimizer state, in bytes, on one of ``ranks`` ranks at ZeRO ``stage``."""
+    weights, gradients, optimizer = 2 * n_parameters, 2 * n_parameters, 12 * n_parameters
+    if stage >= 1:
+        optimizer /= ranks
+    if stage >= 2:
+        gradients /= ranks
+    if stage >= 3:
+        weights /= ranks
+    return weights + gradients + optimizer
