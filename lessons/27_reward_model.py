@@ -44,12 +44,13 @@ import numpy as np
 
 from tinygrad_llm import Tensor, TrainConfig, Trainer
 from tinygrad_llm import functional as F
-from tinygrad_llm.align.preferences import Ranking, encode_pairs, noisy_ranking, ranking_pairs
+from tinygrad_llm.align.preferences import encode_pairs, noisy_ranking, ranking_pairs
 from tinygrad_llm.align.reward_model import RewardModel, RewardObjective, pair_accuracy, pairwise_loss, score
 from tinygrad_llm.align.sampling import sample_responses
 from tinygrad_llm.align.sequences import pair_batches, pair_rows
 from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.course.alignment import CRITERION, Judges, build_alignment_data, course_sft_model
+from tinygrad_llm.course.alignment import (CRITERION, Judges, build_alignment_data, course_preferences, course_sft_model,
+                                          held_out_prompts, preference_settings)
 from tinygrad_llm.course.figures import label_axes, legend_outside, series_style
 from tinygrad_llm.finetune.instruction_data import InstructionExample, encode_example
 from tinygrad_llm.finetune.instruction_tuning import generate_responses
@@ -60,13 +61,9 @@ from tinygrad_llm.finetune.instruction_tuning import generate_responses
 # %%
 SEED = 0
 QUICK = quick_mode()
-K = 4                                     # sampled answers per prompt, ranked together
-TRAIN_PROMPTS = 16 if QUICK else 200      # half ordinary, half red-team
-TEST_PROMPTS = 8 if QUICK else 60         # held out: passages and prompts never trained on
-TEMPERATURE = 1.0                         # sampling temperature of the answers
-MAX_NEW_TOKENS = 12 if QUICK else 20
-LABEL_NOISE = 0.1                         # the labellers' Gumbel noise, in judge-score units
-TIE = 0.05                                # judge scores closer than this are a tie: no pair
+PREFS = preference_settings(QUICK)        # K = 4 answers per prompt, 200 training and 60 held-out
+                                          # prompts, label noise 0.1, ties below 0.05 (course.alignment)
+TEMPERATURE, MAX_NEW_TOKENS = PREFS.temperature, PREFS.max_new_tokens
 EVAL_ANSWERS = 16 if QUICK else 120       # held-out prompts answered greedily, per kind
 RM_TRAIN = TrainConfig(steps=20 if QUICK else 140, batch_size=8 if QUICK else 16, learning_rate=1e-3,
                        min_learning_rate=1e-4, warmup_steps=2 if QUICK else 14, weight_decay=0.0,
@@ -109,12 +106,7 @@ data = build_alignment_data(QUICK)
 template, context = data.template, sft.config.context_length
 
 
-def fits(example) -> bool:
-    """Prompts are never cut: keep those that leave room for an answer in the context."""
-    return len(tokenizer.encode(example.prompt(template))) <= context - MAX_NEW_TOKENS // 2
-
-
-held_out = {"ordinary": [e for e in data.ordinary if fits(e)], "red-team": [e for e in data.red_team if fits(e)]}
+held_out = held_out_prompts(data, tokenizer, context, MAX_NEW_TOKENS)
 rude_in_data = np.mean(judges.flagged([e.response for e in data.sft]))
 print(f"tuning data: {len(data.sft):,} examples, {rude_in_data:.1%} of their answers flagged by the judge")
 greedy, sampled_rate = {}, {}
@@ -133,54 +125,29 @@ for kind, group in held_out.items():
 # A simulated labeller ranks them by judge score plus noise: score + 0.1 G with G a standard
 # Gumbel draw, which is exactly the Plackett-Luce model (two answers with score gap d are ranked
 # the right way with probability s(d / 0.1)). Answers whose scores are within 0.05 of each other
-# are a tie and give no pair, and duplicate answers are merged. By hand first, for one prompt,
-# then with `noisy_ranking`.
+# are a tie and give no pair, and duplicate answers are merged. `course_preferences` does this
+# for every prompt (the later alignment lessons reuse it); by hand for one prompt, against
+# `noisy_ranking`.
 
 # %%
-pool = held_out["ordinary"] + held_out["red-team"]
-order = rng.permutation(len(pool))
-train_prompts = [pool[i] for i in order[:TRAIN_PROMPTS]]
-test_prompts = [pool[i] for i in order[TRAIN_PROMPTS:TRAIN_PROMPTS + TEST_PROMPTS]]
 start = time.perf_counter()
-sampled = sample_responses(sft, tokenizer, [e.prompt(template) for e in train_prompts + test_prompts], K, rng,
-                           MAX_NEW_TOKENS, TEMPERATURE)
-print(f"sampled {K} answers to each of {len(sampled)} prompts in {time.perf_counter() - start:.1f} s")
+prefs = course_preferences(sft, tokenizer, data, judges, PREFS, seed=SEED)
+train_prompts, answers = prefs.train_prompts, prefs.answers
+print(f"sampled {PREFS.k} answers to each of {len(answers)} prompts and ranked them in "
+      f"{time.perf_counter() - start:.1f} s")
 
-
-def rankings_of(prompts, answers, noise, label_rng):
-    """Rankings (best first) of each prompt's distinct answers, ties merged into one, and the
-    judge score of every answer kept."""
-    rankings, scores = [], {}
-    for example, texts in zip(prompts, answers):
-        distinct = [t for t in dict.fromkeys(texts) if t]
-        if len(distinct) < 2:
-            continue
-        judged = judges.score(distinct)
-        scores.update(zip(distinct, judged))
-        ranked = [distinct[i] for i in noisy_ranking(judged, noise, label_rng)]
-        kept = [ranked[0]]                       # drop an answer tied with the one ranked above it
-        for text in ranked[1:]:
-            if abs(scores[text] - scores[kept[-1]]) >= TIE:
-                kept.append(text)
-        if len(kept) >= 2:
-            rankings.append(Ranking(example.instruction, tuple(kept)))
-    return rankings, scores
-
-
-# by hand for the first prompt: the same noise draws as noisy_ranking makes
-first = [t for t in dict.fromkeys(sampled[0]) if t]
+# by hand for the first prompt: its distinct answers, judged, and ranked by score plus noise
+first = [t for t in dict.fromkeys(answers[0]) if t]
 first_scores = judges.score(first)
 hand_rng, package_rng = np.random.default_rng(1), np.random.default_rng(1)
-by_hand = np.argsort(-(first_scores + LABEL_NOISE * hand_rng.gumbel(size=len(first))), kind="stable")
-assert by_hand.tolist() == noisy_ranking(first_scores, LABEL_NOISE, package_rng).tolist()
+by_hand = np.argsort(-(first_scores + PREFS.label_noise * hand_rng.gumbel(size=len(first))), kind="stable")
+assert by_hand.tolist() == noisy_ranking(first_scores, PREFS.label_noise, package_rng).tolist()
 print(f"\nprompt: {train_prompts[0].instruction!r}")
 for rank, i in enumerate(by_hand):
     print(f"  {rank + 1}. score {first_scores[i]:+.2f}  {first[i]!r}")
 
-label_rng = np.random.default_rng(SEED + 1)
-train_rankings, train_scores = rankings_of(train_prompts, sampled[:TRAIN_PROMPTS], LABEL_NOISE, label_rng)
-# held out: the judges' own preferences, without noise, to test against
-test_rankings, test_scores = rankings_of(test_prompts, sampled[TRAIN_PROMPTS:], 0.0, label_rng)
+train_rankings, test_rankings = prefs.train_rankings, prefs.test_rankings   # test: the judges' order, no noise
+test_scores = prefs.scores
 n_pairs = sum(math.comb(len(r.responses), 2) for r in train_rankings)
 assert n_pairs == sum(len(ranking_pairs(len(r.responses))) for r in train_rankings)
 train_pairs = encode_pairs(tokenizer, train_rankings, context, template)

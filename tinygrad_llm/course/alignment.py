@@ -24,6 +24,8 @@ import numpy as np
 
 from ..finetune.instruction_data import (INSTRUCTIONS, InstructionExample, PromptTemplate, build_instruction_data,
                                          encode_examples, validation_topics)
+from ..align.preferences import Ranking, noisy_ranking
+from ..align.sampling import sample_responses
 from ..finetune.instruction_tuning import InstructConfig, InstructionTrainer
 from ..model.gpt import GPT
 from ..text.bpe import BPETokenizer
@@ -157,3 +159,94 @@ def course_sft_model(quick: bool = False, log: Callable[[str], None] | None = pr
     trainer.save(path)
     model.eval()
     return model, tokenizer
+
+
+# --- the preference data of the alignment lessons (lesson 27 builds it, later lessons reuse it) ----
+
+@dataclass(frozen=True)
+class PreferenceSettings:
+    """How the simulated labellers' data is made: ``k`` answers sampled per prompt at
+    ``temperature``, ranked by judge score plus Gumbel noise of scale ``label_noise``; answers
+    whose scores are within ``tie`` of the one ranked above are a tie and dropped."""
+
+    k: int = 4
+    train_prompts: int = 200
+    test_prompts: int = 60
+    temperature: float = 1.0
+    max_new_tokens: int = 20
+    label_noise: float = 0.1
+    tie: float = 0.05
+
+
+def preference_settings(quick: bool = False) -> PreferenceSettings:
+    if quick:
+        return PreferenceSettings(train_prompts=16, test_prompts=8, max_new_tokens=12)
+    return PreferenceSettings()
+
+
+def held_out_prompts(data: AlignmentData, tokenizer: BPETokenizer, context_length: int,
+                     max_new_tokens: int) -> dict[str, list[InstructionExample]]:
+    """The held-out examples of each kind whose prompt leaves room for half an answer in the
+    context (prompts are never cut)."""
+    def fits(example: InstructionExample) -> bool:
+        return len(tokenizer.encode(example.prompt(data.template))) <= context_length - max_new_tokens // 2
+
+    return {"ordinary": [e for e in data.ordinary if fits(e)], "red-team": [e for e in data.red_team if fits(e)]}
+
+
+def rank_answers(prompts: Sequence[InstructionExample], answers: Sequence[Sequence[str]], judges: Judges,
+                 noise: float, tie: float, rng: np.random.Generator) -> tuple[list[Ranking], dict[str, float]]:
+    """The labellers' rankings (best first) of each prompt's distinct non-empty answers, ties
+    dropped, and the judge score of every answer (by text)."""
+    rankings, scores = [], {}
+    for example, texts in zip(prompts, answers):
+        distinct = [t for t in dict.fromkeys(texts) if t]
+        if len(distinct) < 2:
+            continue
+        judged = judges.score(distinct)
+        scores.update(zip(distinct, (float(x) for x in judged)))
+        ranked = [distinct[i] for i in noisy_ranking(judged, noise, rng)]
+        kept = [ranked[0]]                       # drop an answer tied with the one ranked above it
+        for text in ranked[1:]:
+            if abs(scores[text] - scores[kept[-1]]) >= tie:
+                kept.append(text)
+        if len(kept) >= 2:
+            rankings.append(Ranking(example.instruction, tuple(kept)))
+    return rankings, scores
+
+
+@dataclass(frozen=True)
+class PreferenceData:
+    """Lesson 27's data: the prompts, their sampled answers, the noisy rankings of the training
+    prompts and the judges' own (noise-free) rankings of the held-out ones, with every answer's
+    judge score."""
+
+    train_prompts: tuple[InstructionExample, ...]
+    test_prompts: tuple[InstructionExample, ...]
+    answers: tuple[tuple[str, ...], ...]          # train prompts' answers, then the test prompts'
+    train_rankings: tuple[Ranking, ...]
+    test_rankings: tuple[Ranking, ...]
+    scores: dict
+
+
+def course_preferences(model: GPT, tokenizer: BPETokenizer, data: AlignmentData, judges: Judges,
+                       settings: PreferenceSettings, seed: int = 0) -> PreferenceData:
+    """Sample, judge and rank as lesson 27 does: prompts drawn from the held-out pool of both
+    kinds, ``settings.k`` answers each from ``model``, rankings by ``rank_answers``."""
+    rng = np.random.default_rng(seed)
+    pools = held_out_prompts(data, tokenizer, model.config.context_length, settings.max_new_tokens)
+    pool = pools["ordinary"] + pools["red-team"]
+    order = rng.permutation(len(pool))
+    n_train, n_test = settings.train_prompts, settings.test_prompts
+    if n_train + n_test > len(pool):
+        raise ValueError(f"{n_train} + {n_test} prompts asked for, the held-out pool has {len(pool)}")
+    train = [pool[i] for i in order[:n_train]]
+    test = [pool[i] for i in order[n_train:n_train + n_test]]
+    answers = sample_responses(model, tokenizer, [e.prompt(data.template) for e in train + test], settings.k, rng,
+                               settings.max_new_tokens, settings.temperature)
+    label_rng = np.random.default_rng(seed + 1)
+    train_rankings, train_scores = rank_answers(train, answers[:n_train], judges, settings.label_noise,
+                                                settings.tie, label_rng)
+    test_rankings, test_scores = rank_answers(test, answers[n_train:], judges, 0.0, settings.tie, label_rng)
+    return PreferenceData(tuple(train), tuple(test), tuple(tuple(a) for a in answers), tuple(train_rankings),
+                          tuple(test_rankings), {**train_scores, **test_scores})
