@@ -832,3 +832,30 @@ def _check_27_2(module):
     from ..align.preferences import ranking_pairs
     return _predicted(module, float(12 * len(ranking_pairs(5))), "the number of preference pairs", "27.2",
                       rtol=0.0)
+
+
+# --- lesson 28: direct preference optimisation -------------------------------------------------
+
+@exercise("28.1", "the DPO loss",
+          "h = (log pi_c - log pi_ref_c) - (log pi_r - log pi_ref_r); loss = mean of log(1 + e^(-beta h)), "
+          "np.logaddexp(0, -beta * h)")
+def _check_28_1(module):
+    from ..align.dpo import preference_loss
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(28)
+    pc, pr, rc, rr = (rng.normal(-20, 5, size=5) for _ in range(4))
+    for beta in (0.1, 0.5, 2.0):
+        expected = preference_loss(Tensor(pc), Tensor(pr), rc, rr, beta).item()
+        _compare(_call(module, "dpo_loss", pc, pr, rc, rr, beta), np.array(expected), f"dpo_loss(beta={beta})",
+                 "28.1", rtol=1e-9)
+    return "your loss matches preference_loss at three values of beta"
+
+
+@exercise("28.2", "predict: the DPO loss at the start",
+          "when the policy equals the reference every margin h is 0, and -log s(0) = log 2")
+def _check_28_2(module):
+    from ..align.dpo import preference_loss
+    from ..core.tensor import Tensor
+    start = np.array([-12.0, -30.0])
+    actual = preference_loss(Tensor(start), Tensor(start[::-1].copy()), start, start[::-1].copy(), 0.1).item()
+    return _predicted(module, actual, "the DPO loss of a policy equal to its reference", "28.2", rtol=0.01)

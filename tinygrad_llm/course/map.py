@@ -104,13 +104,15 @@ COURSE: tuple[Lesson, ...] = (
            "an alignment criterion and published judges, simulated labellers, a reward model trained on rankings",
            "Alignment", ("align.preferences", "align.sequences", "align.sampling", "align.reward_model",
                          "course.alignment")),
+    Lesson(28, "28_direct_preference.py",
+           "DPO and IPO on the same pairs against a frozen reference: held-out preferences, the judge, KL",
+           "Alignment", ("align.dpo",)),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
     "model.rnn": "the model-families lessons",
-    "align.dpo": "the alignment lessons",
     "align.ppo": "the alignment lessons",
 }
 
