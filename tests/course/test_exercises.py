@@ -55,6 +55,8 @@ WRONG = {
     "14.2": ("288", "672"),                                              # the pruned count, not the kept
     "15.1": ("temperature ** 2 *", ""),                                  # no T^2
     "15.2": ("0.75", "0.9"),                                             # forgot the temperature
+    "20.1": ("(1 - z) * n + z * h", "z * n + (1 - z) * h"),              # the update gate the wrong way round
+    "20.2": ("46_656", "46_368"),                                        # one bias vector per gate
 }
 
 

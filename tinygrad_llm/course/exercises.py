@@ -597,3 +597,31 @@ def _check_15_2(module):
     p = np.exp(z) / np.exp(z).sum()
     return _predicted(module, float(p[1]), "the second probability of softmax([0, ln 9] / 2)",
                       "15.2", rtol=0.01)
+
+
+# --- lesson 20: a recurrent baseline ----------------------------------------------------------
+
+@exercise("20.1", "one step of a GRU cell",
+          "gates from x @ w_ih.T + b_ih and h @ w_hh.T + b_hh in the order r, z, n; the reset gate "
+          "multiplies the recurrent part of n only (bias b_hn included); h_new = (1 - z) n + z h")
+def _check_20_1(module):
+    from ..core.tensor import Tensor
+    from ..model.rnn import RecurrentLayer
+    rng = np.random.default_rng(20)
+    layer = RecurrentLayer("gru", 3, 5, rng=rng, dtype=np.float64)
+    x, h = rng.normal(size=(2, 3)), rng.normal(size=(2, 5))
+    expected = layer.step(layer.input(Tensor(x)), (Tensor(h),))[0].data
+    got = _call(module, "gru_step", x, h, layer.input.weight.data, layer.recurrent.weight.data,
+                layer.input.bias.data, layer.recurrent.bias.data)
+    _compare(got, expected, "gru_step(x, h, ...)", "20.1", rtol=1e-9, atol=1e-12)
+    return "your GRU step matches RecurrentLayer.step"
+
+
+@exercise("20.2", "predict: the parameters of a GRU layer",
+          "three gates, each with an input matrix (hidden x input), a recurrent matrix (hidden x hidden) "
+          "and two bias vectors (one on each side, as PyTorch keeps them)")
+def _check_20_2(module):
+    from ..model.rnn import RecurrentLayer
+    count = RecurrentLayer("gru", 64, 96).num_parameters()
+    return _predicted(module, count, "the parameters of a GRU layer with input 64 and hidden size 96", "20.2",
+                      rtol=0)

@@ -82,12 +82,14 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(15, "15_distillation.py",
            "a small student taught by the lesson-07 model: soft targets at a temperature, against labels alone",
            "Compression and deployment", ("compress.distill",)),
+    Lesson(20, "20_recurrent_baseline.py",
+           "a GRU language model with truncated BPTT against a GPT of its size: loss by position, time per step",
+           "Model families", ("model.rnn", "train.bptt")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
-    "model.rnn": "the model-families lessons",
     "model.recompute": "the scale lessons",
     "model.gguf": "the deployment lesson",
     "scale.compute": "the scale lessons",
@@ -117,6 +119,7 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.structured": "sparsity.pruning",
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
+    "train.bptt": "train.batches",
     "evaluate.answers": "evaluate.metrics",
 }
 
