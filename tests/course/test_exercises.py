@@ -57,6 +57,8 @@ WRONG = {
     "15.2": ("0.75", "0.9"),                                             # forgot the temperature
     "20.1": ("(1 - z) * n + z * h", "z * n + (1 - z) * h"),              # the update gate the wrong way round
     "20.2": ("46_656", "46_368"),                                        # one bias vector per gate
+    "21.1": ("np.where(pad[None, :], -np.inf, scores)", "scores"),       # forgot the padding mask
+    "21.2": ("238.08", "245.76"),                                        # counted [CLS] and [SEP] as maskable
 }
 
 

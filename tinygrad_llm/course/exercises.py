@@ -625,3 +625,37 @@ def _check_20_2(module):
     count = RecurrentLayer("gru", 64, 96).num_parameters()
     return _predicted(module, count, "the parameters of a GRU layer with input 64 and hidden size 96", "20.2",
                       rtol=0)
+
+
+# --- lesson 21: an encoder trained by masked language modelling -------------------------------
+
+@exercise("21.1", "bidirectional attention with padding",
+          "scores = q @ k.T / sqrt(d); set the scores of padding keys to -inf (no causal mask); "
+          "softmax over the keys (subtract the row max); weights @ v")
+def _check_21_1(module):
+    from ..core.attention import scaled_dot_product_attention
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(21)
+    q, k, v = rng.normal(size=(5, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    for pad in (np.zeros(5, dtype=bool), np.array([False, False, False, True, True])):
+        expected = scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), causal=False,
+                                                mask=pad[None, :]).data
+        _compare(_call(module, "bidirectional_attention", q, k, v, pad), expected,
+                 f"bidirectional_attention(q, k, v, pad={pad.astype(int).tolist()})", "21.1", rtol=1e-9, atol=1e-12)
+    return "your attention matches scaled_dot_product_attention(causal=False) with a padding mask"
+
+
+@exercise("21.2", "predict: how many [MASK] tokens",
+          "only the ordinary positions can be chosen (not [CLS] or [SEP]); 15 % of them are chosen and "
+          "80 % of the chosen become [MASK]")
+def _check_21_2(module):
+    from ..text.masking import mask_tokens
+    ids = np.ones((32, 64), dtype=np.int64)
+    ids[:, 0], ids[:, -1] = 2, 3
+    draws = [mask_tokens(ids, np.random.default_rng(seed), mask_id=4, vocab_size=5, special_ids=(2, 3, 4))[0]
+             for seed in range(200)]
+    measured = float(np.mean([(inputs == 4).sum() for inputs in draws]))
+    expected = 32 * 62 * 0.15 * 0.8
+    if abs(measured - expected) > 3:      # the checker's own sanity check of the rule it asks about
+        raise RuntimeError(f"mask_tokens drew {measured} [MASK]s on average, expected about {expected}")
+    return _predicted(module, expected, "the expected [MASK] count of 32 windows of 64 tokens", "21.2", rtol=0.005)

@@ -85,6 +85,9 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(20, "20_recurrent_baseline.py",
            "a GRU language model with truncated BPTT against a GPT of its size: loss by position, time per step",
            "Model families", ("model.rnn", "train.bptt")),
+    Lesson(21, "21_encoder_mlm.py",
+           "a BERT-style encoder: bidirectional attention, masked language modelling, fill-mask against the decoder",
+           "Model families", ("model.encoder", "text.masking", "train.mlm")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
@@ -120,6 +123,9 @@ NEIGHBOURS: dict[str, str] = {
     "sparsity.sparse": "sparsity.pruning",
     "compress.distill": "train.trainer",
     "train.bptt": "train.batches",
+    "train.mlm": "train.batches",
+    "model.encoder": "model.gpt",
+    "text.masking": "text.data",
     "evaluate.answers": "evaluate.metrics",
 }
 
