@@ -93,6 +93,8 @@ COURSE: tuple[Lesson, ...] = (
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
+    "text.spans": "the model-families lessons",
+    "model.seq2seq": "the model-families lessons",
     "model.recompute": "the scale lessons",
     "model.gguf": "the deployment lesson",
     "scale.compute": "the scale lessons",
