@@ -59,6 +59,8 @@ WRONG = {
     "20.2": ("46_656", "46_368"),                                        # one bias vector per gate
     "21.1": ("np.where(pad[None, :], -np.inf, scores)", "scores"),       # forgot the padding mask
     "21.2": ("238.08", "245.76"),                                        # counted [CLS] and [SEP] as maskable
+    "22.1": ("text.extend(spans[token] if token in marks else [token])", "text.append(token)"),  # left the sentinels
+    "22.2": ("26", "25"),                                                # forgot the closing sentinel
 }
 
 

@@ -71,3 +71,27 @@ def test_one_embedding_is_shared_and_training_reaches_both_stacks():
     assert np.abs(model.encoder.blocks[0].attn.qkv.weight.grad).sum() > 0
     assert np.abs(model.blocks[0].cross.key_value.weight.grad).sum() > 0
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_an_encoder_decoder_checkpoint_loaded_as_a_gpt_is_refused_by_name(tmp_path):
+    import pytest
+
+    from tinygrad_llm.model.encoder import Encoder
+    from tinygrad_llm.model.state import CheckpointError
+    from tinygrad_llm.train.spans import SpanCorruptedWindows, seq2seq_loss
+    from tinygrad_llm.train.trainer import TrainConfig, Trainer, load_model
+    from tinygrad_llm.text.spans import sentinel_ids
+
+    model = EncoderDecoder(CONFIG)
+    source = SpanCorruptedWindows(np.arange(200) % 12, 8, np.random.default_rng(0), sentinels=sentinel_ids(17, 4),
+                                  start_id=12)
+    trainer = Trainer(model, config=TrainConfig(steps=1, batch_size=2), log=None, batches=source,
+                      objective=seq2seq_loss)
+    trainer.train()
+    trainer.save(tmp_path / "t5.safetensors")
+    with pytest.raises(CheckpointError, match="model family is EncoderDecoder, not GPT"):
+        load_model(tmp_path / "t5.safetensors")
+    other = Trainer(Encoder(CONFIG), config=TrainConfig(steps=1, batch_size=2), log=None, batches=source,
+                    objective=seq2seq_loss)
+    with pytest.raises(CheckpointError, match="this trainer's is Encoder"):
+        other.load(tmp_path / "t5.safetensors")

@@ -659,3 +659,31 @@ def _check_21_2(module):
     if abs(measured - expected) > 3:      # the checker's own sanity check of the rule it asks about
         raise RuntimeError(f"mask_tokens drew {measured} [MASK]s on average, expected about {expected}")
     return _predicted(module, expected, "the expected [MASK] count of 32 windows of 64 tokens", "21.2", rtol=0.005)
+
+
+# --- lesson 22: an encoder-decoder trained by span corruption ---------------------------------
+
+@exercise("22.1", "undo span corruption",
+          "read the target once: each sentinel starts a span that runs to the next sentinel; then walk "
+          "the source and replace each sentinel by its span")
+def _check_22_1(module):
+    from ..text.spans import sentinel_ids, span_corrupt
+    rng = np.random.default_rng(22)
+    sentinels = sentinel_ids(500, 20)
+    for length in (5, 30, 90):
+        ids = rng.integers(0, 400, length)
+        source, target = span_corrupt(ids, rng, sentinels)
+        got = _call(module, "restore", source.tolist(), target.tolist(), sentinels)
+        if list(map(int, got)) != ids.tolist():
+            raise ExerciseFailed(f"restore(...) does not give back the text of {length} tokens. "
+                                 f"Hint: {REGISTRY['22.1'].hint}")
+    return "your restore puts three corrupted texts back together"
+
+
+@exercise("22.2", "predict: the target length of span corruption",
+          "noise = round(0.15 L) tokens in round(noise / 3) spans; the target holds the noise, one sentinel "
+          "per span and one more to close")
+def _check_22_2(module):
+    from ..text.spans import sentinel_ids, span_corrupt
+    _, target = span_corrupt(np.arange(128), np.random.default_rng(0), sentinel_ids(1000, 20))
+    return _predicted(module, len(target), "the target length of a 128-token window", "22.2", rtol=0)

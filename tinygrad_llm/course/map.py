@@ -88,13 +88,14 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(21, "21_encoder_mlm.py",
            "a BERT-style encoder: bidirectional attention, masked language modelling, fill-mask against the decoder",
            "Model families", ("model.encoder", "text.masking", "train.mlm")),
+    Lesson(22, "22_encoder_decoder.py",
+           "an encoder-decoder with cross-attention, pretrained by T5's span corruption; decoding with the source cached",
+           "Model families", ("text.spans", "model.seq2seq", "train.spans")),
 )
 
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
-    "text.spans": "the model-families lessons",
-    "model.seq2seq": "the model-families lessons",
     "model.recompute": "the scale lessons",
     "model.gguf": "the deployment lesson",
     "scale.compute": "the scale lessons",
@@ -128,6 +129,9 @@ NEIGHBOURS: dict[str, str] = {
     "train.mlm": "train.batches",
     "model.encoder": "model.gpt",
     "text.masking": "text.data",
+    "text.spans": "text.masking",
+    "model.seq2seq": "model.encoder",
+    "train.spans": "train.mlm",
     "evaluate.answers": "evaluate.metrics",
 }
 

@@ -1,4 +1,4 @@
-"""An encoder-decoder with cross-attention, T5-style (the model-families lessons: the encoder-decoder).
+"""An encoder-decoder with cross-attention, T5-style (lesson 22).
 
 Unlike ``encoder``, whose output is one vector per input token, and ``gpt``, which continues one
 sequence, an encoder-decoder reads a source sequence with a bidirectional ``Encoder`` and writes

@@ -1,4 +1,4 @@
-"""Span corruption, T5's pretraining objective (the model-families lessons: the encoder-decoder).
+"""Span corruption, T5's pretraining objective (lesson 22).
 
 Unlike ``masking``, which hides single tokens and asks for each one at its own position, span
 corruption hides whole spans of consecutive tokens and replaces each span by one *sentinel* token
