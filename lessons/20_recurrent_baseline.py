@@ -41,7 +41,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tinygrad_llm import GPT, GPTConfig, Tensor, TrainConfig, Trainer, course_corpus, gradcheck, no_grad, perplexity
+from tinygrad_llm import GPT, GPTConfig, Tensor, TrainConfig, Trainer, course_corpus, gradcheck, perplexity
 from tinygrad_llm.core import functional as F
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.course.figures import label_axes, legend_outside, line_style

@@ -41,7 +41,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tinygrad_llm import GPTConfig, Tensor, TrainConfig, Trainer, course_corpus, gradcheck, no_grad
-from tinygrad_llm.core.attention import scaled_dot_product_attention
 from tinygrad_llm.course import quick_mode, save_figure
 from tinygrad_llm.course.figures import label_axes, legend_outside, line_style
 from tinygrad_llm.model.seq2seq import CrossAttention, EncoderDecoder
