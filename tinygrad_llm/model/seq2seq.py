@@ -70,7 +70,7 @@ class DecoderBlock(TransformerBlock):
 
 
 class EncoderDecoder(Module):
-    """An ``Encoder`` over the source and a decoder of ``DecoderBlock`` s over the target, sharing
+    """An ``Encoder`` over the source and a stack of ``DecoderBlock`` layers over the target, sharing
     one token embedding (also the output head). ``config`` describes both stacks.
 
     >>> model = EncoderDecoder(GPTConfig(vocab_size=30, context_length=8, d_model=16, n_layer=1, n_head=2), pad_id=29)

@@ -58,7 +58,7 @@ def lane_starts(n_tokens: int, lanes: int, context_length: int, offset: int = 0)
 
 
 class ConsecutiveWindows:
-    """``StreamBatch`` es of consecutive windows: row b of every batch continues row b of the one
+    """Batches (``StreamBatch``) of consecutive windows: row b of every batch continues row b of the one
     before (see the module docstring). The number of lanes is the batch size of the first call
     and may not change afterwards.
 
@@ -121,7 +121,7 @@ class TruncatedBPTT(TrainHook):
 
     def __call__(self, model: Module, batch: StreamBatch) -> Tensor:
         if not isinstance(batch, StreamBatch):
-            raise TypeError(f"TruncatedBPTT needs StreamBatch es (ConsecutiveWindows), got {type(batch).__name__}")
+            raise TypeError(f"TruncatedBPTT needs StreamBatch batches (from ConsecutiveWindows), got {type(batch).__name__}")
         carried = None if batch.first else self.state
         (_, state), loss = model(batch.inputs, batch.targets, state=carried)
         self.state = detach_state(state)   # values carried, gradients stop here
