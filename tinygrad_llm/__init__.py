@@ -73,3 +73,13 @@ from .sparsity.pruning import (PruningMask, magnitude_prune, MaskedOptimizer, fi
 from .sparsity.structured import prune_structured
 from .sparsity.sparse import storage_bytes, save_sparse, load_sparse
 from .compress.distill import kl_div_with_temperature, distillation_loss, Distiller
+
+# --- lessons 20-22: model families ------------------------------------------------------------
+from .model.rnn import RNNConfig, RNNLanguageModel
+from .train.bptt import ConsecutiveWindows, TruncatedBPTT
+from .model.encoder import Encoder
+from .text.masking import add_special_tokens, mask_tokens
+from .train.mlm import MaskedWindows, masked_lm_loss
+from .model.seq2seq import CrossAttention, EncoderDecoder
+from .text.spans import span_corrupt, restore_spans
+from .train.spans import SpanCorruptedWindows, seq2seq_loss

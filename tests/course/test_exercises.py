@@ -65,6 +65,12 @@ WRONG = {
     "18.2": ("0.7046", "0.8394"),                                        # ten times, not a hundred
     "19.1": ("(rank + 1) * per_rank", "(rank + 1) * per_rank + 1"),     # overlapping shards
     "19.2": ("6_000_000", "8_000_000"),                                  # forgot the (R - 1) / R
+    "20.1": ("(1 - z) * n + z * h", "z * n + (1 - z) * h"),              # the update gate the wrong way round
+    "20.2": ("46_656", "46_368"),                                        # one bias vector per gate
+    "21.1": ("np.where(pad[None, :], -np.inf, scores)", "scores"),       # forgot the padding mask
+    "21.2": ("238.08", "245.76"),                                        # counted [CLS] and [SEP] as maskable
+    "22.1": ("text.extend(spans[token] if token in marks else [token])", "text.append(token)"),  # left the sentinels
+    "22.2": ("26", "25"),                                                # forgot the closing sentinel
     "23.1": ('"\\n\\n"', '"\\n"'),                                       # one line break between demonstrations
     "23.2": ("/ len(choices[i])", ""),                                   # acc_norm not normalised
     "23.3": ("0.025", "0.000625"),                                       # the variance, not its square root

@@ -57,8 +57,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool =
                                  training: bool = False, rng: np.random.Generator | None = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + masks) v, fused into one node.
 
-    Shapes: q (..., Tq, d), k and v (..., Tk, d), with Tq <= Tk (the queries are the last Tq
-    positions). ``mask`` (bool, broadcast to (..., Tq, Tk), True = may not attend) adds to the
+    Shapes: q (..., Tq, d), k and v (..., Tk, d), with Tq <= Tk under the causal mask (the queries
+    are the last Tq positions); without it any Tq (cross-attention). ``mask`` (bool, broadcast to (..., Tq, Tk), True = may not attend) adds to the
     causal mask, e.g. for padding. Dropout on the attention weights uses ``rng``: one mask of
     shape (..., Tq, Tk) per call, as ``dropout_mask`` draws it.
 
@@ -110,7 +110,9 @@ def _attention(qd: np.ndarray, kd: np.ndarray, vd: np.ndarray, causal: bool, mas
                training: bool, rng):
     """The arrays of attention: (out, backward), where ``backward(g, dq, dk, dv)`` writes the
     gradients into the given arrays (of q's, k's and v's shapes, or None to skip one)."""
-    if qd.shape[-1] != kd.shape[-1] or kd.shape[-2] != vd.shape[-2] or qd.shape[-2] > kd.shape[-2]:
+    # careful: only a causal mask needs Tq <= Tk (the queries are the last positions); cross-attention
+    # may have more queries than keys
+    if qd.shape[-1] != kd.shape[-1] or kd.shape[-2] != vd.shape[-2] or (causal and qd.shape[-2] > kd.shape[-2]):
         raise ValueError(f"attention: incompatible shapes q {qd.shape}, k {kd.shape}, v {vd.shape}")
     if not qd.dtype == kd.dtype == vd.dtype:
         raise TypeError(f"attention: dtype mismatch between q {qd.dtype}, k {kd.dtype} and v {vd.dtype}")

@@ -737,6 +737,96 @@ def _check_19_2(module):
                       rtol=0)
 
 
+# --- lesson 20: a recurrent baseline ----------------------------------------------------------
+
+@exercise("20.1", "one step of a GRU cell",
+          "gates from x @ w_ih.T + b_ih and h @ w_hh.T + b_hh in the order r, z, n; the reset gate "
+          "multiplies the recurrent part of n only (bias b_hn included); h_new = (1 - z) n + z h")
+def _check_20_1(module):
+    from ..core.tensor import Tensor
+    from ..model.rnn import RecurrentLayer
+    rng = np.random.default_rng(20)
+    layer = RecurrentLayer("gru", 3, 5, rng=rng, dtype=np.float64)
+    x, h = rng.normal(size=(2, 3)), rng.normal(size=(2, 5))
+    expected = layer.step(layer.input(Tensor(x)), (Tensor(h),))[0].data
+    got = _call(module, "gru_step", x, h, layer.input.weight.data, layer.recurrent.weight.data,
+                layer.input.bias.data, layer.recurrent.bias.data)
+    _compare(got, expected, "gru_step(x, h, ...)", "20.1", rtol=1e-9, atol=1e-12)
+    return "your GRU step matches RecurrentLayer.step"
+
+
+@exercise("20.2", "predict: the parameters of a GRU layer",
+          "three gates, each with an input matrix (hidden x input), a recurrent matrix (hidden x hidden) "
+          "and two bias vectors (one on each side, as PyTorch keeps them)")
+def _check_20_2(module):
+    from ..model.rnn import RecurrentLayer
+    count = RecurrentLayer("gru", 64, 96).num_parameters()
+    return _predicted(module, count, "the parameters of a GRU layer with input 64 and hidden size 96", "20.2",
+                      rtol=0)
+
+
+# --- lesson 21: an encoder trained by masked language modelling -------------------------------
+
+@exercise("21.1", "bidirectional attention with padding",
+          "scores = q @ k.T / sqrt(d); set the scores of padding keys to -inf (no causal mask); "
+          "softmax over the keys (subtract the row max); weights @ v")
+def _check_21_1(module):
+    from ..core.attention import scaled_dot_product_attention
+    from ..core.tensor import Tensor
+    rng = np.random.default_rng(21)
+    q, k, v = rng.normal(size=(5, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    for pad in (np.zeros(5, dtype=bool), np.array([False, False, False, True, True])):
+        expected = scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), causal=False,
+                                                mask=pad[None, :]).data
+        _compare(_call(module, "bidirectional_attention", q, k, v, pad), expected,
+                 f"bidirectional_attention(q, k, v, pad={pad.astype(int).tolist()})", "21.1", rtol=1e-9, atol=1e-12)
+    return "your attention matches scaled_dot_product_attention(causal=False) with a padding mask"
+
+
+@exercise("21.2", "predict: how many [MASK] tokens",
+          "only the ordinary positions can be chosen (not [CLS] or [SEP]); 15 % of them are chosen and "
+          "80 % of the chosen become [MASK]")
+def _check_21_2(module):
+    from ..text.masking import mask_tokens
+    ids = np.ones((32, 64), dtype=np.int64)
+    ids[:, 0], ids[:, -1] = 2, 3
+    draws = [mask_tokens(ids, np.random.default_rng(seed), mask_id=4, vocab_size=5, special_ids=(2, 3, 4))[0]
+             for seed in range(200)]
+    measured = float(np.mean([(inputs == 4).sum() for inputs in draws]))
+    expected = 32 * 62 * 0.15 * 0.8
+    if abs(measured - expected) > 3:      # the checker's own sanity check of the rule it asks about
+        raise RuntimeError(f"mask_tokens drew {measured} [MASK]s on average, expected about {expected}")
+    return _predicted(module, expected, "the expected [MASK] count of 32 windows of 64 tokens", "21.2", rtol=0.005)
+
+
+# --- lesson 22: an encoder-decoder trained by span corruption ---------------------------------
+
+@exercise("22.1", "undo span corruption",
+          "read the target once: each sentinel starts a span that runs to the next sentinel; then walk "
+          "the source and replace each sentinel by its span")
+def _check_22_1(module):
+    from ..text.spans import sentinel_ids, span_corrupt
+    rng = np.random.default_rng(22)
+    sentinels = sentinel_ids(500, 20)
+    for length in (5, 30, 90):
+        ids = rng.integers(0, 400, length)
+        source, target = span_corrupt(ids, rng, sentinels)
+        got = _call(module, "restore", source.tolist(), target.tolist(), sentinels)
+        if list(map(int, got)) != ids.tolist():
+            raise ExerciseFailed(f"restore(...) does not give back the text of {length} tokens. "
+                                 f"Hint: {REGISTRY['22.1'].hint}")
+    return "your restore puts three corrupted texts back together"
+
+
+@exercise("22.2", "predict: the target length of span corruption",
+          "noise = round(0.15 L) tokens in round(noise / 3) spans; the target holds the noise, one sentinel "
+          "per span and one more to close")
+def _check_22_2(module):
+    from ..text.spans import sentinel_ids, span_corrupt
+    _, target = span_corrupt(np.arange(128), np.random.default_rng(0), sentinel_ids(1000, 20))
+    return _predicted(module, len(target), "the target length of a 128-token window", "22.2", rtol=0)
+
+
 # --- lesson 23: benchmarks and in-context learning --------------------------------------------
 
 @exercise("23.1", "a k-shot prompt",

@@ -1,4 +1,4 @@
-"""One plotting style for every lesson's figures (lessons 01-15).
+"""One plotting style for every lesson's figures (lessons 01 onwards).
 
 Figures compare many series (lesson 13 draws 14 quantization methods in one plot), so the style
 gives each series index a colour and a marker that no other index within ``len(PALETTE) *

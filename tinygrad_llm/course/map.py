@@ -94,6 +94,15 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(19, "19_data_parallel.py",
            "data parallelism and ZeRO stages 1-2 on MPI: two ranks train the single-process model; bytes held and sent, measured",
            "Scale", ("distributed.comm", "distributed.ddp", "distributed.zero", "distributed.worker")),
+    Lesson(20, "20_recurrent_baseline.py",
+           "a GRU language model with truncated BPTT against a GPT of its size: loss by position, time per step",
+           "Model families", ("model.rnn", "train.bptt")),
+    Lesson(21, "21_encoder_mlm.py",
+           "a BERT-style encoder: bidirectional attention, masked language modelling, fill-mask against the decoder",
+           "Model families", ("model.encoder", "text.masking", "train.mlm")),
+    Lesson(22, "22_encoder_decoder.py",
+           "an encoder-decoder with cross-attention, pretrained by T5's span corruption; decoding with the source cached",
+           "Model families", ("text.spans", "model.seq2seq", "train.spans")),
     Lesson(23, "23_benchmarks_and_icl.py",
            "benchmarks scored by log-likelihood, error bars, contamination; zero- and few-shot in-context learning",
            "Benchmarks and adaptation", ("evaluate.harness", "evaluate.benchmarks", "evaluate.lm_eval_adapter")),
@@ -112,7 +121,6 @@ COURSE: tuple[Lesson, ...] = (
 # Modules built ahead of the lesson that will introduce them: module -> the words of its header
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
-    "model.rnn": "the model-families lessons",
     "align.ppo": "the alignment lessons",
 }
 
@@ -133,6 +141,13 @@ NEIGHBOURS: dict[str, str] = {
     "scale.laws": "scale.compute",
     "distributed.zero": "distributed.ddp",
     "distributed.worker": "distributed.ddp",
+    "train.bptt": "train.batches",
+    "train.mlm": "train.batches",
+    "model.encoder": "model.gpt",
+    "text.masking": "text.data",
+    "text.spans": "text.masking",
+    "model.seq2seq": "model.encoder",
+    "train.spans": "train.mlm",
     "evaluate.answers": "evaluate.metrics",
     "compress.gptq": "compress.quantize",
     "compress.awq": "compress.gptq",

@@ -110,10 +110,14 @@ class KVCache:
 
 
 class MultiHeadAttention(Module):
-    """Causal self-attention with ``n_head`` heads and a fused query/key/value projection."""
+    """Self-attention with ``n_head`` heads and a fused query/key/value projection: causal (each
+    position sees itself and the positions before it) unless ``causal=False``, where every
+    position sees every other (the bidirectional attention of an encoder, lesson 21)."""
 
-    def __init__(self, config: GPTConfig, rng: np.random.Generator | None = None, dtype=np.float32):
+    def __init__(self, config: GPTConfig, rng: np.random.Generator | None = None, dtype=np.float32,
+                 causal: bool = True):
         rng = rng if rng is not None else np.random.default_rng(0)
+        self.causal = causal
         self.n_head = config.n_head
         self.dropout_p = config.dropout
         self.rng = rng
@@ -131,7 +135,7 @@ class MultiHeadAttention(Module):
         nh, hs = self.n_head, C // self.n_head
         qkv = self.qkv(x).reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         # a single query (one new token, with a cache) is the last position: it may see every key
-        options = dict(causal=T > 1, mask=mask, dropout_p=self.dropout_p, training=self.training, rng=self.rng)
+        options = dict(causal=self.causal and T > 1, mask=mask, dropout_p=self.dropout_p, training=self.training, rng=self.rng)
         if kv is None:
             y = packed_attention(qkv, **options)  # (B, nh, T, hs)
         else:
@@ -161,9 +165,10 @@ class TransformerBlock(Module):
     """Pre-LayerNorm block: x + attention(norm(x)), then x + mlp(norm(x)). The residual path
     carries x through unchanged, so gradients reach early layers even in deep stacks."""
 
-    def __init__(self, config: GPTConfig, rng: np.random.Generator | None = None, dtype=np.float32):
+    def __init__(self, config: GPTConfig, rng: np.random.Generator | None = None, dtype=np.float32,
+                 causal: bool = True):
         self.norm1 = LayerNorm(config.d_model, bias=config.bias, dtype=dtype)
-        self.attn = MultiHeadAttention(config, rng, dtype)
+        self.attn = MultiHeadAttention(config, rng, dtype, causal)
         self.norm2 = LayerNorm(config.d_model, bias=config.bias, dtype=dtype)
         self.mlp = MLP(config, rng, dtype)
 
@@ -180,6 +185,8 @@ class GPT(Module):
     (1, 3, 50)
     """
 
+    causal = True   # the blocks' attention; an encoder (lesson 21) is the same model with False
+
     def __init__(self, config: GPTConfig, rng: np.random.Generator | None = None, dtype=np.float32):
         rng = rng if rng is not None else np.random.default_rng(0)
         self.config = config
@@ -190,7 +197,7 @@ class GPT(Module):
             self.register_buffer("position_table", sinusoidal_positions(
                 config.context_length, config.d_model).astype(dtype), persistent=False)
         self.dropout = Dropout(config.dropout, rng)
-        self.blocks = ModuleList(TransformerBlock(config, rng, dtype) for _ in range(config.n_layer))
+        self.blocks = ModuleList(TransformerBlock(config, rng, dtype, self.causal) for _ in range(config.n_layer))
         self.final_norm = LayerNorm(config.d_model, bias=config.bias, dtype=dtype)
         # With tied weights the head *is* the token embedding matrix (shared, not copied).
         self.head = None if config.tie_weights else Linear(config.d_model, config.vocab_size, bias=False,

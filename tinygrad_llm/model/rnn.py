@@ -1,4 +1,4 @@
-"""Recurrent language models: the baseline attention replaced (the model-families lessons).
+"""Recurrent language models: the baseline attention replaced (lesson 20, the first of the model-families lessons).
 
 Unlike ``gpt``, where every position looks at every earlier one at once, a recurrent network reads
 the tokens in order and carries everything it remembers in one state vector h of fixed size:
@@ -118,9 +118,11 @@ class RNNLanguageModel(Module):
         self.dropout = Dropout(config.dropout, rng)
         self.head = Linear(config.hidden_size, config.vocab_size, rng=rng, dtype=dtype)
 
-    def forward(self, idx: np.ndarray, state: list | None = None, targets: np.ndarray | None = None):
+    def forward(self, idx: np.ndarray, targets: np.ndarray | None = None, state: list | None = None):
         """Logits (B, T, V) and the state of every layer after the last step (pass it to the next
-        window; ``detach_state`` cuts its graph). With ``targets``: ((logits, state), loss)."""
+        window; ``detach_state`` cuts its graph). With ``targets``: ((logits, state), loss), so
+        that ``model(inputs, targets)[1]`` is the loss, as for ``GPT``, and the Trainer's default
+        objective and validation loss work unchanged."""
         idx = check_token_ids(idx, self.config.vocab_size)
         if idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"token ids must have shape (batch, time) with time >= 1, got {idx.shape}")

@@ -43,7 +43,7 @@ class BatchSource(Protocol):
         """Restore a position returned by ``state_dict``."""
 
 
-def _check_generator(rng) -> np.random.Generator:
+def check_generator(rng) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a np.random.Generator, e.g. np.random.default_rng(seed), "
                         f"got {type(rng).__name__}")
@@ -58,7 +58,7 @@ class RandomWindows:
         if len(tokens) <= context_length:
             raise ValueError(f"the token array has {len(tokens)} tokens, fewer than one window of "
                              f"context_length + 1 = {context_length + 1}")
-        self.tokens, self.context_length, self.rng = tokens, context_length, _check_generator(rng)
+        self.tokens, self.context_length, self.rng = tokens, context_length, check_generator(rng)
 
     def next_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return random_batch(self.tokens, n, self.context_length, self.rng)   # (n, T) each
@@ -90,7 +90,7 @@ class ShuffledRows:
     def __init__(self, count: int, take: Callable[[np.ndarray], Any], rng: np.random.Generator,
                  drop_last: bool = False):
         self.count = check_positive_int("the number of rows", count)
-        self.take, self.rng, self.drop_last = take, _check_generator(rng), drop_last
+        self.take, self.rng, self.drop_last = take, check_generator(rng), drop_last
         self.order, self.cursor = self.rng.permutation(self.count), 0
 
     def next_indices(self, n: int) -> np.ndarray:

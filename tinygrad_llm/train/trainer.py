@@ -413,12 +413,17 @@ class Trainer:
             "history": json.dumps(dataclasses.asdict(self.history)),
             "batches": json.dumps(batches),
             "hooks": json.dumps(hooks),
+            "model_family": type(self.model).__name__,   # a GPT, an Encoder, an EncoderDecoder, ...
         }
         save_safetensors(path, tensors, metadata)
 
     def load(self, path) -> None:
         """Restore a checkpoint written by ``save`` into this trainer (same model config)."""
         tensors, metadata = load_checkpoint_file(path)
+        family = metadata.get("model_family")
+        if family is not None and family != type(self.model).__name__:
+            raise CheckpointError(f"{path}: the checkpoint's model family is {family}, this trainer's is "
+                                  f"{type(self.model).__name__}")
         model_config = getattr(self.model, "config", None)
         if isinstance(model_config, GPTConfig) and json.loads(metadata.get("model_config", "null")) is not None:
             stored = config_from_metadata(path, metadata, "model_config", GPTConfig)
@@ -520,6 +525,10 @@ def load_model(path, dtype=np.float32) -> tuple[GPT, dict[str, str]]:
     """A GPT built from a checkpoint's stored config and loaded with its weights, in eval mode
     (dropout off: ready for inference; call ``model.train()`` to train it further)."""
     tensors, metadata = load_checkpoint_file(path)
+    family = metadata.get("model_family", "GPT")   # checkpoints written before families were recorded hold GPTs
+    if family != "GPT":
+        raise CheckpointError(f"{path}: the checkpoint's model family is {family}, not GPT; build that model "
+                              f"from the stored config and load its weights instead")
     model = GPT(config_from_metadata(path, metadata, "model_config", GPTConfig), dtype=dtype)
     state = _section(tensors, "model.")
     check_state(path, state, model.state_dict())

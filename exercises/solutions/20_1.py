@@ -1,0 +1,18 @@
+"""Reference solution of exercise 20.1 (Lesson 20). One step of a GRU cell in NumPy, in PyTorch's gate order (r, z, n).
+
+Check your answer with: tinygrad-llm exercise check 20.1   (or: python -m pytest -m exercises)
+"""
+
+import numpy as np
+
+
+def gru_step(x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+             b_ih: np.ndarray, b_hh: np.ndarray) -> np.ndarray:
+    """The next state (B, H) from inputs x (B, I) and state h (B, H); w_ih (3H, I), w_hh (3H, H),
+    b_ih and b_hh (3H,) hold the reset, update and candidate gates one after the other."""
+    H = h.shape[-1]
+    gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh          # (B, 3H) each
+    r = 1 / (1 + np.exp(-(gi[:, :H] + gh[:, :H])))
+    z = 1 / (1 + np.exp(-(gi[:, H:2 * H] + gh[:, H:2 * H])))
+    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    return (1 - z) * n + z * h
