@@ -76,10 +76,10 @@ WRONG = {
     "23.3": ("0.025", "0.000625"),                                       # the variance, not its square root
     "24.1": ("share = k / batch_size", "share = fraction"),             # the fraction, not the rows it rounds to
     "24.2": ("= 3", "= 17"),                                             # the domain rows, not the replayed ones
-    "27.1": ("np.logaddexp(0.0, -margin)", "np.log(1 + np.exp(-margin))"),    # overflows at large margins
-    "27.2": ("120", "60"),                                               # unordered pairs counted once per two
-    "28.1": ("-beta * margin", "beta * margin"),                         # the sign of the margin
-    "28.2": ("0.6931", "0.0"),                                           # a loss, not a margin
+    "25.1": ("np.logaddexp(0.0, -margin)", "np.log(1 + np.exp(-margin))"),    # overflows at large margins
+    "25.2": ("120", "60"),                                               # unordered pairs counted once per two
+    "26.1": ("-beta * margin", "beta * margin"),                         # the sign of the margin
+    "26.2": ("0.6931", "0.0"),                                           # a loss, not a margin
 }
 
 

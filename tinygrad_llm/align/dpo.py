@@ -1,4 +1,4 @@
-"""Direct preference optimisation (lesson 28): the policy learns from preference pairs
+"""Direct preference optimisation (lesson 26): the policy learns from preference pairs
 directly, with no reward model and no sampling, against a frozen reference model.
 
 With the implicit reward r(x, y) = beta (log pi(y|x) - log pi_ref(y|x)), the Bradley-Terry loss of

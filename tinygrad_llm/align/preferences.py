@@ -1,4 +1,4 @@
-"""Preference data for the alignment lessons (lesson 27): prompts with ranked responses, the pairs a ranking
+"""Preference data for the alignment lessons (lesson 25): prompts with ranked responses, the pairs a ranking
 holds, simulated labellers, and the JSON-lines file users bring.
 
 A labeller who ranks K responses to one prompt, best first, states C(K, 2) = K (K - 1) / 2

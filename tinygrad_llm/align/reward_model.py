@@ -1,4 +1,4 @@
-"""The reward model of the alignment lessons (lesson 27): a GPT backbone with a scalar head, trained on
+"""The reward model of the alignment lessons (lesson 25): a GPT backbone with a scalar head, trained on
 preference pairs with the Bradley-Terry loss.
 
 The model reads prompt + response and returns one number, r(x, y), taken from the hidden state

@@ -1,4 +1,4 @@
-"""Sampling several responses to each prompt, for the alignment lessons (lesson 27): what the simulated
+"""Sampling several responses to each prompt, for the alignment lessons (lesson 25): what the simulated
 labellers rank, and later what PPO's rollouts are made of.
 
 Prompts of the same token length are sampled together, each repeated ``k`` times in the batch;

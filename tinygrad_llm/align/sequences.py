@@ -1,4 +1,4 @@
-"""Whole responses as numbers, for the alignment lessons (lesson 27): the log-probability a model gives a
+"""Whole responses as numbers, for the alignment lessons (lesson 25): the log-probability a model gives a
 response, and the batches of preference pairs that the reward model, DPO and PPO read.
 
 DPO and PPO need log pi(y | x) = sum_t log p(y_t | x, y_<t), the sum over the response's tokens

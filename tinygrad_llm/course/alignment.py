@@ -1,4 +1,4 @@
-"""The alignment lessons' course recipe (lesson 27 onwards): the criterion, the published judges
+"""The alignment lessons' course recipe (lesson 25 onwards): the criterion, the published judges
 that measure it, an instruction-tuned model with bad habits to align, and its data.
 
 The criterion, in one sentence: *answers are helpful and polite, with no insults and no hostile
@@ -161,7 +161,7 @@ def course_sft_model(quick: bool = False, log: Callable[[str], None] | None = pr
     return model, tokenizer
 
 
-# --- the preference data of the alignment lessons (lesson 27 builds it, later lessons reuse it) ----
+# --- the preference data of the alignment lessons (lesson 25 builds it, later lessons reuse it) ----
 
 @dataclass(frozen=True)
 class PreferenceSettings:
@@ -217,7 +217,7 @@ def rank_answers(prompts: Sequence[InstructionExample], answers: Sequence[Sequen
 
 @dataclass(frozen=True)
 class PreferenceData:
-    """Lesson 27's data: the prompts, their sampled answers, the noisy rankings of the training
+    """Lesson 25's data: the prompts, their sampled answers, the noisy rankings of the training
     prompts and the judges' own (noise-free) rankings of the held-out ones, with every answer's
     judge score."""
 
@@ -231,7 +231,7 @@ class PreferenceData:
 
 def course_preferences(model: GPT, tokenizer: BPETokenizer, data: AlignmentData, judges: Judges,
                        settings: PreferenceSettings, seed: int = 0) -> PreferenceData:
-    """Sample, judge and rank as lesson 27 does: prompts drawn from the held-out pool of both
+    """Sample, judge and rank as lesson 25 does: prompts drawn from the held-out pool of both
     kinds, ``settings.k`` answers each from ``model``, rankings by ``rank_answers``."""
     rng = np.random.default_rng(seed)
     pools = held_out_prompts(data, tokenizer, model.config.context_length, settings.max_new_tokens)

@@ -895,12 +895,12 @@ def _check_24_2(module):
                       "24.2", rtol=0)
 
 
-# --- lesson 27: the reward model ---------------------------------------------------------------
+# --- lesson 25: the reward model ---------------------------------------------------------------
 
-@exercise("27.1", "the Bradley-Terry loss",
+@exercise("25.1", "the Bradley-Terry loss",
           "-log s(m) = log(1 + e^-m) = np.logaddexp(0, -m) for the margin m = r_c - r_r, "
           "which stays finite for a margin of -1000")
-def _check_27_1(module):
+def _check_25_1(module):
     from ..align.reward_model import pairwise_loss
     from ..core.tensor import Tensor
     rng = np.random.default_rng(27)
@@ -911,25 +911,25 @@ def _check_27_1(module):
             got = _call(module, "bradley_terry_loss", chosen, rejected)
         if not np.all(np.isfinite(np.asarray(got, dtype=np.float64))):
             raise ExerciseFailed(f"bradley_terry_loss at reward scale {scale:g} should be finite, got {got}. "
-                                 f"Hint: {REGISTRY['27.1'].hint}")
-        _compare(got, np.array(expected), f"bradley_terry_loss at reward scale {scale:g}", "27.1", rtol=1e-9)
+                                 f"Hint: {REGISTRY['25.1'].hint}")
+        _compare(got, np.array(expected), f"bradley_terry_loss at reward scale {scale:g}", "25.1", rtol=1e-9)
     return "your loss matches pairwise_loss, also for margins in the hundreds"
 
 
-@exercise("27.2", "predict: pairs from rankings",
+@exercise("25.2", "predict: pairs from rankings",
           "a ranking of K answers states C(K, 2) = K (K - 1) / 2 preferences; there are 12 rankings")
-def _check_27_2(module):
+def _check_25_2(module):
     from ..align.preferences import ranking_pairs
-    return _predicted(module, float(12 * len(ranking_pairs(5))), "the number of preference pairs", "27.2",
+    return _predicted(module, float(12 * len(ranking_pairs(5))), "the number of preference pairs", "25.2",
                       rtol=0.0)
 
 
-# --- lesson 28: direct preference optimisation -------------------------------------------------
+# --- lesson 26: direct preference optimisation -------------------------------------------------
 
-@exercise("28.1", "the DPO loss",
+@exercise("26.1", "the DPO loss",
           "h = (log pi_c - log pi_ref_c) - (log pi_r - log pi_ref_r); loss = mean of log(1 + e^(-beta h)), "
           "np.logaddexp(0, -beta * h)")
-def _check_28_1(module):
+def _check_26_1(module):
     from ..align.dpo import preference_loss
     from ..core.tensor import Tensor
     rng = np.random.default_rng(28)
@@ -937,15 +937,15 @@ def _check_28_1(module):
     for beta in (0.1, 0.5, 2.0):
         expected = preference_loss(Tensor(pc), Tensor(pr), rc, rr, beta).item()
         _compare(_call(module, "dpo_loss", pc, pr, rc, rr, beta), np.array(expected), f"dpo_loss(beta={beta})",
-                 "28.1", rtol=1e-9)
+                 "26.1", rtol=1e-9)
     return "your loss matches preference_loss at three values of beta"
 
 
-@exercise("28.2", "predict: the DPO loss at the start",
+@exercise("26.2", "predict: the DPO loss at the start",
           "when the policy equals the reference every margin h is 0, and -log s(0) = log 2")
-def _check_28_2(module):
+def _check_26_2(module):
     from ..align.dpo import preference_loss
     from ..core.tensor import Tensor
     start = np.array([-12.0, -30.0])
     actual = preference_loss(Tensor(start), Tensor(start[::-1].copy()), start, start[::-1].copy(), 0.1).item()
-    return _predicted(module, actual, "the DPO loss of a policy equal to its reference", "28.2", rtol=0.01)
+    return _predicted(module, actual, "the DPO loss of a policy equal to its reference", "26.2", rtol=0.01)

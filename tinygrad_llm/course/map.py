@@ -109,11 +109,11 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(24, "24_domain_adaptation.py",
            "continued pretraining on standard-library code against training from scratch; forgetting and replay",
            "Benchmarks and adaptation"),
-    Lesson(27, "27_reward_model.py",
+    Lesson(25, "25_reward_model.py",
            "an alignment criterion and published judges, simulated labellers, a reward model trained on rankings",
            "Alignment", ("align.preferences", "align.sequences", "align.sampling", "align.reward_model",
                          "course.alignment")),
-    Lesson(28, "28_direct_preference.py",
+    Lesson(26, "26_direct_preference.py",
            "DPO and IPO on the same pairs against a frozen reference: held-out preferences, the judge, KL",
            "Alignment", ("align.dpo",)),
 )

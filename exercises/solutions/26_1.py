@@ -1,6 +1,6 @@
-"""Reference solution of exercise 28.1 (Lesson 28). The DPO loss from the summed log-probabilities of policy and reference.
+"""Reference solution of exercise 26.1 (Lesson 26). The DPO loss from the summed log-probabilities of policy and reference.
 
-Check your answer with: tinygrad-llm exercise check 28.1   (or: python -m pytest -m exercises)
+Check your answer with: tinygrad-llm exercise check 26.1   (or: python -m pytest -m exercises)
 """
 
 import numpy as np

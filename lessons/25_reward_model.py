@@ -1,6 +1,6 @@
 # %% [markdown]
 """
-# 27. Preferences and the reward model
+# 25. Preferences and the reward model
 
 **The question.** Instruction tuning taught the model to answer. It also taught it whatever
 habits its data had: here, a rude opener in a minority of the answers, and in most answers to
@@ -31,7 +31,7 @@ their preferences from the rankings alone, and we test it on prompts it never sa
 `RewardObjective`, `pair_accuracy`, `score`), the fused `functional.log_sigmoid`, and the course's
 `course.alignment` (the judges, the data with bad habits, `course_sft_model`).
 
-**Run:** `python lessons/27_reward_model.py` (about 2 minutes on 2 cores with lesson 07's
+**Run:** `python lessons/25_reward_model.py` (about 2 minutes on 2 cores with lesson 07's
 checkpoint) or `--quick` (seconds).
 """
 
@@ -218,7 +218,7 @@ ax2.plot(smooth(history.terms["accuracy"]), **series_style(1), markevery=max(1, 
 ax2.axhline(accuracy_after, color="grey", linestyle="--", label=f"held out, after: {accuracy_after:.0%}")
 label_axes(ax2, "step", "pair accuracy", "agreement with the labellers")
 legend_outside(ax2, loc="upper left", bbox_to_anchor=(0.0, -0.2))
-save_figure(fig, "27_reward_model_training")
+save_figure(fig, "25_reward_model_training")
 
 # %% [markdown]
 # ## 6. Does the reward follow the judges?
@@ -253,7 +253,7 @@ for i, (name, keep) in enumerate((("not flagged", ~flagged), ("flagged", flagged
     ax.scatter(judged[keep], rewarded[keep], s=14, alpha=0.7, label=name, **series_style(i))
 label_axes(ax, "judge score (sentiment - 2 toxicity)", "reward", f"held-out answers, Spearman {spearman:.2f}")
 legend_outside(ax)
-save_figure(fig, "27_reward_vs_judge")
+save_figure(fig, "25_reward_vs_judge")
 
 # %% [markdown]
 # ## What we found
@@ -278,7 +278,7 @@ if not QUICK:
     assert accuracy_after > accuracy_before, "training moved the reward towards the judges"
     assert spearman > 0.5, "the reward orders held-out answers like the judges"
     assert np.mean(history.train_loss[-10:]) < 0.5 * math.log(2), "the loss fell well below log 2"
-print(f"lesson 27 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
+print(f"lesson 25 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
 
 # %% [markdown]
 # ## Exercises
@@ -286,10 +286,10 @@ print(f"lesson 27 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
 # when it is not right yet, says what kind of result it expected and gives a hint.
 #
 # 1. **The Bradley-Terry loss.** Write -mean log s(r_c - r_r) in NumPy, stable for large margins.
-#    Edit `exercises/27_1.py`, then run `tinygrad-llm exercise check 27.1`.
+#    Edit `exercises/25_1.py`, then run `tinygrad-llm exercise check 25.1`.
 # 2. **Predict: pairs from rankings.** A labeller ranks 5 answers for each of 12 prompts, with no
-#    ties. How many preference pairs is that? Edit `exercises/27_2.py`, then run
-#    `tinygrad-llm exercise check 27.2`.
+#    ties. How many preference pairs is that? Edit `exercises/25_2.py`, then run
+#    `tinygrad-llm exercise check 25.2`.
 #
 # `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
 # `exercises/solutions/`: look there after you have tried.

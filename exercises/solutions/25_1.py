@@ -1,6 +1,6 @@
-"""Reference solution of exercise 27.1 (Lesson 27). The Bradley-Terry loss: -mean log s(r_chosen - r_rejected), stable for large margins.
+"""Reference solution of exercise 25.1 (Lesson 25). The Bradley-Terry loss: -mean log s(r_chosen - r_rejected), stable for large margins.
 
-Check your answer with: tinygrad-llm exercise check 27.1   (or: python -m pytest -m exercises)
+Check your answer with: tinygrad-llm exercise check 25.1   (or: python -m pytest -m exercises)
 """
 
 import numpy as np

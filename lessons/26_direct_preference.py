@@ -1,15 +1,15 @@
 # %% [markdown]
 """
-# 28. Direct preference optimisation
+# 26. Direct preference optimisation
 
-**The question.** Lesson 27 turned rankings into a reward model. The classic next step trains
+**The question.** Lesson 25 turned rankings into a reward model. The classic next step trains
 the policy against that reward with reinforcement learning, sampling as it goes. Can the policy
 learn from the same pairs directly, with one supervised-style loss and no sampling at all?
 
 **The idea.** Suppose the best policy for a reward r, kept close to a reference model pi_ref
 by a KL penalty of weight beta, is pi*(y|x) = pi_ref(y|x) exp(r(x, y) / beta) / Z(x). Solved
 for the reward, r(x, y) = beta log(pi*(y|x) / pi_ref(y|x)) + beta log Z(x). Put that into the
-Bradley-Terry loss of lesson 27 and Z(x) cancels, because both answers share the prompt:
+Bradley-Terry loss of lesson 25 and Z(x) cancels, because both answers share the prompt:
 
     L_DPO = -mean log s(beta [(log pi(y_c) - log pi_ref(y_c)) - (log pi(y_r) - log pi_ref(y_r))])
 
@@ -17,13 +17,13 @@ with log pi(y) the sum of the answer's token log-probabilities. The policy *is* 
 model: its implicit reward is beta log(pi / pi_ref). IPO replaces the log-sigmoid, which keeps
 widening margins that are already right, by a squared error to the margin 1 / (2 beta).
 
-**Builds on:** lesson 27 (the judges, the tuned model, `course_preferences`, `encode_pairs`,
+**Builds on:** lesson 25 (the judges, the tuned model, `course_preferences`, `encode_pairs`,
 `pair_batches`), lesson 11 (`collate`: response-only targets), lesson 07 (`Trainer`).
 **Adds:** `tinygrad_llm.align.dpo` (`preference_loss`, `DPOObjective`, `implicit_rewards`), and
 `reference_logprobs` of `tinygrad_llm.align.sequences` (the frozen reference, scored once).
 
-**Run:** `python lessons/28_direct_preference.py` (about 3 minutes on 2 cores with the
-checkpoints of lessons 07 and 27; more without them) or `--quick` (seconds).
+**Run:** `python lessons/26_direct_preference.py` (about 3 minutes on 2 cores with the
+checkpoints of lessons 07 and 25; more without them) or `--quick` (seconds).
 """
 
 # %%
@@ -51,7 +51,7 @@ from tinygrad_llm.finetune.instruction_data import InstructionExample, collate, 
 # %%
 SEED = 0
 QUICK = quick_mode()
-PREFS = preference_settings(QUICK)        # lesson 27's labellers and prompts
+PREFS = preference_settings(QUICK)        # lesson 25's labellers and prompts
 BETA = 0.2                                # the KL weight the loss implies
 STEPS = 12 if QUICK else 160
 TRAIN = TrainConfig(steps=STEPS, batch_size=8 if QUICK else 16, learning_rate=5e-4, min_learning_rate=5e-5,
@@ -66,8 +66,8 @@ lesson_start = time.perf_counter()
 
 # %% [markdown]
 # ## 1. The pairs, and the reference that stays frozen
-# The policy and the reference start as the same model, lesson 27's tuned model with its rude
-# habit. The pairs are lesson 27's: the noisy labellers' rankings of the training prompts, and
+# The policy and the reference start as the same model, lesson 25's tuned model with its rude
+# habit. The pairs are lesson 25's: the noisy labellers' rankings of the training prompts, and
 # the judges' own rankings of held-out prompts to test on.
 
 # %%
@@ -197,7 +197,7 @@ ax2.bar(range(len(names)), [stats[n]["flagged"] for n in names], yerr=[stats[n][
         color=[series_style(i)["color"] for i in range(len(names))])
 ax2.set_xticks(range(len(names)), names)
 label_axes(ax2, "model", "flagged answers (red-team prompts)", "the judge's verdict")
-save_figure(fig, "28_direct_preference")
+save_figure(fig, "26_direct_preference")
 
 # %% [markdown]
 # ## What we found
@@ -224,7 +224,7 @@ if not QUICK:
             f"{name} lowers the flagged rate by more than two standard errors"
         assert s["score"] > tuned["score"], f"{name} raises the judge's mean score"
     assert 0 < stats["IPO"]["kl"] < stats["DPO"]["kl"], "IPO, which stops at its margin, moves less far"
-print(f"lesson 28 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
+print(f"lesson 26 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
 
 # %% [markdown]
 # ## Exercises
@@ -232,10 +232,10 @@ print(f"lesson 28 checks passed ({time.perf_counter() - lesson_start:.0f} s)")
 # when it is not right yet, says what kind of result it expected and gives a hint.
 #
 # 1. **The DPO loss.** Write the DPO loss from the four log-probabilities in NumPy. Edit
-#    `exercises/28_1.py`, then run `tinygrad-llm exercise check 28.1`.
+#    `exercises/26_1.py`, then run `tinygrad-llm exercise check 26.1`.
 # 2. **Predict: the loss at the start.** The policy starts equal to the reference. Predict the DPO
-#    loss of any batch at that point. Edit `exercises/28_2.py`, then run
-#    `tinygrad-llm exercise check 28.2`.
+#    loss of any batch at that point. Edit `exercises/26_2.py`, then run
+#    `tinygrad-llm exercise check 26.2`.
 #
 # `python -m pytest -m exercises` checks every answer at once. Reference solutions are in
 # `exercises/solutions/`: look there after you have tried.

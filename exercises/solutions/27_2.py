@@ -1,6 +1,0 @@
-"""Reference solution of exercise 27.2 (Lesson 27). A labeller ranks 5 answers for each of 12 prompts, with no ties: how many preference pairs is that?
-
-Check your answer with: tinygrad-llm exercise check 27.2   (or: python -m pytest -m exercises)
-"""
-
-ANSWER = 120

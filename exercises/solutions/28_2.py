@@ -1,6 +1,0 @@
-"""Reference solution of exercise 28.2 (Lesson 28). The policy starts equal to the reference: predict the DPO loss of any batch at that point.
-
-Check your answer with: tinygrad-llm exercise check 28.2   (or: python -m pytest -m exercises)
-"""
-
-ANSWER = 0.6931
