@@ -34,11 +34,6 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture(autouse=True)
-def output_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LLM_OUT", str(tmp_path / "outputs"))
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A corpus file and a 4-step checkpoint trained on it by the command line."""

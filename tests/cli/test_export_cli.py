@@ -16,11 +16,6 @@ TINY = ["--vocab-size", "280", "--d-model", "32", "--n-layer", "1", "--n-head", 
         "--context-length", "16", "--batch-size", "4", "--eval-batches", "2", "--log-interval", "2"]
 
 
-@pytest.fixture(autouse=True)
-def output_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LLM_OUT", str(tmp_path / "outputs"))
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")

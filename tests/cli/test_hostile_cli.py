@@ -25,11 +25,6 @@ LEAKS = ("Traceback", "[Errno", ".tmp", "TrainConfig", "GPTConfig", "max_new_tok
          "Warning", ".py:")
 
 
-@pytest.fixture(autouse=True)
-def output_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_LLM_OUT", str(tmp_path / "outputs"))
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A checkpoint with its tokenizer beside it, a text, and the hostile things."""

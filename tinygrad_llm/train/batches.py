@@ -50,7 +50,24 @@ def check_generator(rng) -> np.random.Generator:
     return rng
 
 
-class RandomWindows:
+class FreshDraws:
+    """A batch source whose every batch is an independent draw from ``self.rng``: the generator is
+    its whole state, so a checkpoint needs nothing of its own (random windows, masked windows,
+    span-corrupted windows)."""
+
+    rng: np.random.Generator
+
+    def generators(self) -> list[np.random.Generator]:
+        return [self.rng]
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class RandomWindows(FreshDraws):
     """``(inputs, targets)`` windows of ``context_length`` tokens at random starts (``random_batch``)."""
 
     def __init__(self, tokens: np.ndarray, context_length: int, rng: np.random.Generator):
@@ -62,15 +79,6 @@ class RandomWindows:
 
     def next_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return random_batch(self.tokens, n, self.context_length, self.rng)   # (n, T) each
-
-    def generators(self) -> list[np.random.Generator]:
-        return [self.rng]
-
-    def state_dict(self) -> dict:
-        return {}   # every draw is independent: the generator is the whole state
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 class ShuffledRows:

@@ -19,10 +19,10 @@ from ..core.checks import check_positive_int
 from ..core.tensor import Tensor
 from ..model.nn import Module
 from ..text.masking import IGNORE, mask_tokens
-from .batches import check_generator
+from .batches import FreshDraws, check_generator
 
 
-class MaskedWindows:
+class MaskedWindows(FreshDraws):
     """``(inputs, labels)`` batches of ``context_length`` tokens: ``[CLS]``, ``context_length - 2``
     tokens from a random start, ``[SEP]``; masked by ``mask_tokens`` with ``rate``."""
 
@@ -51,15 +51,6 @@ class MaskedWindows:
     def next_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         starts = self.rng.integers(0, len(self.tokens) - self.context_length + 3, size=n)
         return mask_tokens(self.windows(starts), self.rng, **self.masking)
-
-    def generators(self) -> list[np.random.Generator]:
-        return [self.rng]
-
-    def state_dict(self) -> dict:
-        return {}   # every batch is drawn afresh: the generator is the whole state
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def masked_lm_loss(model: Module, batch: tuple[np.ndarray, np.ndarray]) -> Tensor:

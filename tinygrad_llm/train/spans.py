@@ -19,10 +19,10 @@ from ..core.checks import check_positive_int
 from ..core.tensor import Tensor
 from ..model.nn import Module
 from ..text.spans import span_corrupt
-from .batches import check_generator
+from .batches import FreshDraws, check_generator
 
 
-class SpanCorruptedWindows:
+class SpanCorruptedWindows(FreshDraws):
     """``(source, decoder_inputs, targets)`` batches from windows of ``window`` tokens at random
     starts; ``start_id`` opens every decoder input."""
 
@@ -47,15 +47,6 @@ class SpanCorruptedWindows:
 
     def next_batch(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.corrupt(self.rng.integers(0, len(self.tokens) - self.window + 1, size=n))
-
-    def generators(self) -> list[np.random.Generator]:
-        return [self.rng]
-
-    def state_dict(self) -> dict:
-        return {}   # every batch is drawn afresh: the generator is the whole state
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def seq2seq_loss(model: Module, batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Tensor:
