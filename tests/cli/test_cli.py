@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
 # Help
 
 
-@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["generate"], ["eval"], ["tokenize"], ["export"]])
+@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["generate"], ["eval"], ["tokenize"], ["export"], ["align"]])
 def test_help_describes_every_command(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

@@ -146,7 +146,8 @@ def numeric_flags() -> list[tuple[str, str]]:
 
 
 NEEDS = {"prepare": [], "train": [], "generate": ["--checkpoint", "x"], "eval": ["--checkpoint", "x", "t.txt"],
-         "tokenize": ["hi"]}
+         "tokenize": ["hi"],
+         "align": ["dpo", "--preferences", "p.jsonl", "--checkpoint", "x", "--out", "o.safetensors"]}
 
 
 def is_valid(dest: str, text: str) -> bool:

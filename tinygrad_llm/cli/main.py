@@ -52,6 +52,10 @@ from ..course.recipe import (COURSE_PATTERN, COURSE_PATTERNS, course_model_confi
 from ..evaluate.benchmarks import TASK_NAMES, builtin_task
 from ..evaluate.harness import evaluate_tasks, format_table, load_task
 from ..evaluate.perplexity import token_nll
+from ..align.dpo import LOSSES as PREFERENCE_LOSSES, DPOObjective, implicit_rewards
+from ..align.preferences import encode_pairs, read_preferences
+from ..align.sequences import pair_batches, reference_logprobs
+from ..finetune.instruction_data import PromptTemplate
 from ..model.generation import generate
 from ..model.gpt import GPT
 from ..model.gpt2 import export_gpt2, load_gpt2
@@ -111,7 +115,7 @@ _FLAG_CHECKS: dict[str, Callable[[str, object], object]] = {
     "max_new_tokens": lambda flag, v: check_int(flag, v, minimum=0),
     "seed": lambda flag, v: check_int(flag, v, minimum=0),   # NumPy's generators take seeds >= 0
     "num_fewshot": lambda flag, v: check_int(flag, v, minimum=0),
-    "limit": check_positive_int, "count": check_positive_int,
+    "limit": check_positive_int, "count": check_positive_int, "beta": check_positive,
 }
 
 
@@ -531,6 +535,38 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_align(args) -> int:
+    """DPO or IPO on a preference file: the checkpoint is both the starting policy and the frozen
+    reference; the tuned policy is saved as a checkpoint with its tokenizer beside it."""
+    out = check_output_file(Path(args.out), "--out")
+    tokenizer_path = check_output_file(tokenizer_path_for(out), "--out (its tokenizer file)")
+    rankings = read_preferences(check_input(args.preferences, "--preferences"))
+    model, tokenizer = load_model_and_tokenizer(args)
+    if tokenizer.eot_id is None:
+        raise ValueError("the tokenizer has no <|endoftext|> token, which ends every answer of a preference pair")
+    template = PromptTemplate.compact() if args.template == "compact" else PromptTemplate()
+    pairs = encode_pairs(tokenizer, rankings, model.config.context_length, template)
+    pad = tokenizer.eot_id
+    reference = reference_logprobs(model, pairs, pad)
+    steps, lr = args.steps or 100, args.lr or 5e-4
+    config = TrainConfig(steps=steps, batch_size=args.batch_size or 16, learning_rate=lr, min_learning_rate=lr / 10,
+                         warmup_steps=max(1, steps // 10), weight_decay=0.0, log_interval=max(1, steps // 10),
+                         eval_interval=steps, seed=args.seed or 0)
+    print(f"{len(rankings):,} rankings -> {len(pairs):,} preference pairs; {args.method.upper()} with "
+          f"beta {args.beta} for {steps} steps of {config.batch_size} pairs")
+    model.train()
+    trainer = Trainer(model, config=config, log=print, tokenizer_ref=tokenizer_path.name,
+                      batches=pair_batches(pairs, np.random.default_rng(config.seed)),
+                      objective=DPOObjective(reference, pad, beta=args.beta, loss=args.method))
+    trainer.train()
+    trainer.save(out)
+    tokenizer.save(tokenizer_path)
+    rewards = implicit_rewards(reference_logprobs(model, pairs, pad), reference, args.beta)
+    print(f"saved {out}: the chosen answer has the higher implicit reward in "
+          f"{np.mean(rewards[:, 0] > rewards[:, 1]):.1%} of the training pairs")
+    return 0
+
+
 def cmd_exercise(args) -> int:
     """``exercise list`` prints every exercise; ``exercise check ID`` checks the learner's answer."""
     from ..course.exercises import EXERCISE_DIR, REGISTRY, ExerciseFailed, check_exercise
@@ -675,6 +711,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--without-tokenizer", action="store_true",
                    help="--format hf only: write the model without vocab.json and merges.txt")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("align", help="tune a model on a preference file with DPO or IPO",
+                            description="Direct preference optimisation on a JSON-lines preference file "
+                                        "(one object per line: prompt + responses ranked best first, or "
+                                        "prompt + chosen + rejected). The checkpoint is the starting policy "
+                                        "and the frozen reference.")
+    p.add_argument("method", choices=PREFERENCE_LOSSES)
+    p.add_argument("--preferences", required=True, metavar="FILE", help="the JSON-lines preference file")
+    _add_model_source(p)
+    p.add_argument("--out", required=True, metavar="PATH", help="the tuned checkpoint to write")
+    p.add_argument("--beta", type=float, default=0.1, help="the weight of the implicit KL penalty (default 0.1)")
+    p.add_argument("--template", choices=("alpaca", "compact"), default="alpaca",
+                   help="how a prompt is laid out, as in instruction tuning (default alpaca)")
+    p.add_argument("--steps", type=int, help="training steps (default 100)")
+    p.add_argument("--batch-size", type=int, help="preference pairs per step (default 16)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 5e-4)")
+    p.add_argument("--seed", type=int, help="seed of the pair order (default 0)")
+    p.set_defaults(run=cmd_align)
 
     p = commands.add_parser("exercise", help="list the course's exercises or check an answer",
                             description="List the exercises, or check the answer in exercises/NN_K.py.")
