@@ -65,9 +65,9 @@ PREFS = preference_settings(QUICK)        # K = 4 answers per prompt, 200 traini
                                           # prompts, label noise 0.1, ties below 0.05 (course.alignment)
 TEMPERATURE, MAX_NEW_TOKENS = PREFS.temperature, PREFS.max_new_tokens
 EVAL_ANSWERS = 16 if QUICK else 120       # held-out prompts answered greedily, per kind
-RM_TRAIN = TrainConfig(steps=20 if QUICK else 140, batch_size=8 if QUICK else 16, learning_rate=1e-3,
-                       min_learning_rate=1e-4, warmup_steps=2 if QUICK else 14, weight_decay=0.0,
-                       log_interval=10 if QUICK else 35, eval_interval=1000, seed=SEED)
+RM_TRAIN = TrainConfig(steps=20 if QUICK else 180, batch_size=8 if QUICK else 16, learning_rate=1e-3,
+                       min_learning_rate=1e-4, warmup_steps=2 if QUICK else 18, weight_decay=0.0,
+                       log_interval=10 if QUICK else 45, eval_interval=1000, seed=SEED)
 MIN_ACCURACY = 0.0 if QUICK else 0.9      # held-out pair accuracy the full run must reach
 
 rng = np.random.default_rng(SEED)
