@@ -122,6 +122,7 @@ COURSE: tuple[Lesson, ...] = (
 # that say which lessons it belongs to. A new lesson moves its modules from here into COURSE.
 UPCOMING: dict[str, str] = {
     "align.ppo": "the alignment lessons",
+    "align.rlhf": "the alignment lessons",
 }
 
 # module -> the module it builds on (its docstring says what it adds over it)
