@@ -28,10 +28,10 @@ from .preferences import EncodedPair
 from .sequences import pair_rows
 
 
-class RewardModel(Module):
-    """r(x, y): ``backbone`` (a GPT, whose language-model head is not used) and a linear head
-    from the final hidden state to one number. ``from_gpt`` starts from a copy of a trained
-    model (the instruction-tuned one in the lessons), leaving the original untouched."""
+class ScalarHeadGPT(Module):
+    """A GPT ``backbone`` and a linear ``head`` from its final hidden state to one number: the
+    reward model reads it at an answer's last token, PPO's value head at every position.
+    ``from_gpt`` starts from a copy of a trained model, leaving the original untouched."""
 
     def __init__(self, backbone: GPT, rng: np.random.Generator | None = None):
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -41,8 +41,13 @@ class RewardModel(Module):
         self.head = Linear(backbone.config.d_model, 1, rng=rng, dtype=dtype)
 
     @classmethod
-    def from_gpt(cls, model: GPT, rng: np.random.Generator | None = None) -> RewardModel:
+    def from_gpt(cls, model: GPT, rng: np.random.Generator | None = None):
         return cls(copy.deepcopy(model), rng)
+
+
+class RewardModel(ScalarHeadGPT):
+    """r(x, y): the backbone (whose language-model head is not used) read at the last real token
+    of prompt + answer, through the scalar head."""
 
     def forward(self, ids: np.ndarray, lengths: np.ndarray) -> Tensor:
         """Rewards of shape (B,): ``ids`` (B, T) right-padded, ``lengths`` (B,) the number of real

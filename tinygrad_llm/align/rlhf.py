@@ -27,28 +27,26 @@ from ..core.tensor import Tensor
 from ..finetune.instruction_data import (IGNORE_INDEX, EncodedExample, InstructionExample, PromptTemplate,
                                          collate, encode_example)
 from ..model.gpt import GPT
-from ..model.nn import Linear, Module
 from ..text.bpe import BPETokenizer
 from ..train.batches import ShuffledRows
 from .ppo import clipped_surrogate, gae, token_rewards, value_loss, whiten
+from .reward_model import ScalarHeadGPT
 from .sampling import sample_responses
 
 
-class PolicyWithValue(Module):
-    """A GPT policy and a value head V(s_t) on its final hidden states (one number per position)."""
+class PolicyWithValue(ScalarHeadGPT):
+    """The policy (the backbone GPT, language-model head included) and, through the scalar head,
+    the value V(s_t) at every position."""
 
-    def __init__(self, policy: GPT, rng: np.random.Generator | None = None):
-        rng = rng if rng is not None else np.random.default_rng(0)
-        self.policy = policy
-        self.config = policy.config
-        dtype = policy.token_embedding.weight.dtype
-        self.value_head = Linear(policy.config.d_model, 1, rng=rng, dtype=dtype)
+    @property
+    def policy(self) -> GPT:
+        return self.backbone
 
     def forward(self, ids: np.ndarray) -> tuple[Tensor, Tensor]:
         """(logits (B, T, V), values (B, T))."""
-        hidden = self.policy.hidden_states(ids)                                     # (B, T, C)
-        logits = F.linear(hidden, self.policy.output_weight())                      # (B, T, V)
-        return logits, self.value_head(hidden).reshape(ids.shape)                  # (B, T)
+        hidden = self.backbone.hidden_states(ids)                                   # (B, T, C)
+        logits = F.linear(hidden, self.backbone.output_weight())                    # (B, T, V)
+        return logits, self.head(hidden).reshape(ids.shape)                        # (B, T)
 
 
 def _token_logprobs(logits: Tensor, targets: np.ndarray) -> Tensor:
