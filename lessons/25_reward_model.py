@@ -29,7 +29,8 @@ their preferences from the rankings alone, and we test it on prompts it never sa
 (`pair_batches`, `pair_rows`, `sequence_logprobs`), `tinygrad_llm.align.sampling`
 (`sample_responses`), `tinygrad_llm.align.reward_model` (`RewardModel`, `pairwise_loss`,
 `RewardObjective`, `pair_accuracy`, `score`), the fused `functional.log_sigmoid`, and the course's
-`course.alignment` (the judges, the data with bad habits, `course_sft_model`).
+`course.alignment` (the data with bad habits, `course_sft_model`, `course_preferences`); the
+judges themselves are `lessons/judges.py`, outside the package.
 
 **Run:** `python lessons/25_reward_model.py` (about 2 minutes on 2 cores with lesson 07's
 checkpoint) or `--quick` (seconds).
@@ -37,6 +38,7 @@ checkpoint) or `--quick` (seconds).
 
 # %%
 import math
+import sys
 import time
 
 import matplotlib.pyplot as plt
@@ -48,12 +50,15 @@ from tinygrad_llm.align.preferences import encode_pairs, noisy_ranking, ranking_
 from tinygrad_llm.align.reward_model import RewardModel, RewardObjective, pair_accuracy, pairwise_loss, score
 from tinygrad_llm.align.sampling import sample_responses
 from tinygrad_llm.align.sequences import pair_batches, pair_rows
-from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.course.alignment import (CRITERION, Judges, build_alignment_data, course_preferences, course_sft_model,
+from tinygrad_llm.course import PROJECT_ROOT, quick_mode, save_figure
+from tinygrad_llm.course.alignment import (CRITERION, build_alignment_data, course_preferences, course_sft_model,
                                           held_out_prompts, preference_settings)
 from tinygrad_llm.course.figures import label_axes, legend_outside, series_style
 from tinygrad_llm.finetune.instruction_data import InstructionExample, encode_example
 from tinygrad_llm.finetune.instruction_tuning import generate_responses
+
+sys.path.insert(0, str(PROJECT_ROOT / "lessons"))
+from judges import Judges  # noqa: E402  (the published judges: lessons/judges.py, not the package)
 
 # %% [markdown]
 # ## Settings (quick mode shrinks everything for smoke tests)

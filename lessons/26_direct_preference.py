@@ -29,6 +29,7 @@ checkpoints of lessons 07 and 25; more without them) or `--quick` (seconds).
 # %%
 import copy
 import math
+import sys
 import time
 
 import matplotlib.pyplot as plt
@@ -39,11 +40,14 @@ from tinygrad_llm.align.dpo import DPOObjective, implicit_rewards, preference_lo
 from tinygrad_llm.align.preferences import encode_pairs
 from tinygrad_llm.align.sampling import sample_responses
 from tinygrad_llm.align.sequences import pair_batch, pair_batches, reference_logprobs, sequence_logprobs
-from tinygrad_llm.course import quick_mode, save_figure
-from tinygrad_llm.course.alignment import (Judges, build_alignment_data, course_preferences, course_sft_model,
+from tinygrad_llm.course import PROJECT_ROOT, quick_mode, save_figure
+from tinygrad_llm.course.alignment import (build_alignment_data, course_preferences, course_sft_model,
                                           held_out_prompts, preference_settings)
 from tinygrad_llm.course.figures import label_axes, legend_outside, series_style
 from tinygrad_llm.finetune.instruction_data import InstructionExample, collate, encode_example
+
+sys.path.insert(0, str(PROJECT_ROOT / "lessons"))
+from judges import Judges  # noqa: E402  (the published judges: lessons/judges.py, not the package)
 
 # %% [markdown]
 # ## Settings (quick mode shrinks everything for smoke tests)
