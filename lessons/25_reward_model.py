@@ -75,7 +75,6 @@ RM_TRAIN = TrainConfig(steps=20 if QUICK else 180, batch_size=8 if QUICK else 16
                        log_interval=10 if QUICK else 45, eval_interval=1000, seed=SEED)
 MIN_ACCURACY = 0.0 if QUICK else 0.9      # held-out pair accuracy the full run must reach
 
-rng = np.random.default_rng(SEED)
 lesson_start = time.perf_counter()
 
 # %% [markdown]

@@ -65,7 +65,6 @@ LOSSES = ("dpo", "ipo")
 EVAL_PROMPTS = 16 if QUICK else 120       # held-out red-team prompts answered by each model
 MIN_ACCURACY = 0.0 if QUICK else 0.85     # held-out preference accuracy of the DPO policy
 
-rng = np.random.default_rng(SEED)
 lesson_start = time.perf_counter()
 
 # %% [markdown]

@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import tiny_gpt
-from test_sequences_and_dpo import PAD, synthetic_pairs
+from align_helpers import PAD, synthetic_pairs, tiny_gpt
 
 from tinygrad_llm import Tensor
 from tinygrad_llm.align.reward_model import (RewardModel, RewardObjective, pair_accuracy, pairwise_loss,

@@ -6,34 +6,19 @@ import math
 
 import numpy as np
 import pytest
-from conftest import tiny_gpt
+from align_helpers import PAD, synthetic_pairs, tiny_gpt
 
 from tinygrad_llm import Tensor
 from tinygrad_llm.align.dpo import DPOObjective, implicit_rewards, preference_loss
-from tinygrad_llm.align.preferences import EncodedPair
 from tinygrad_llm.align.sequences import pair_batch, pair_batches, reference_logprobs, sequence_logprobs
 from tinygrad_llm.finetune.instruction_data import EncodedExample, collate
 from tinygrad_llm.train.trainer import TrainConfig, Trainer
 
-PAD = 0
 
 
 def np_log_softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def synthetic_pairs(n: int, seed: int, vocab: int = 40) -> list[EncodedPair]:
-    """Prompt of random tokens 3..19; the chosen response is tokens 20..24, the rejected 30..34."""
-    rng = np.random.default_rng(seed)
-    pairs = []
-    for _ in range(n):
-        prompt = rng.integers(3, 20, size=rng.integers(2, 5)).tolist()
-        good = rng.integers(20, 25, size=rng.integers(2, 5)).tolist()
-        bad = rng.integers(30, 35, size=rng.integers(2, 5)).tolist()
-        pairs.append(EncodedPair(EncodedExample(np.array(prompt + good + [1]), len(prompt)),
-                                 EncodedExample(np.array(prompt + bad + [1]), len(prompt))))
-    return pairs
 
 
 def test_sequence_logprob_is_the_sum_over_response_tokens_only():

@@ -32,6 +32,7 @@ from ..train.batches import ShuffledRows
 from .ppo import clipped_surrogate, gae, token_rewards, value_loss, whiten
 from .reward_model import ScalarHeadGPT
 from .sampling import sample_responses
+from .sequences import token_logprobs
 
 
 class PolicyWithValue(ScalarHeadGPT):
@@ -47,10 +48,6 @@ class PolicyWithValue(ScalarHeadGPT):
         hidden = self.backbone.hidden_states(ids)                                   # (B, T, C)
         logits = F.linear(hidden, self.backbone.output_weight())                    # (B, T, V)
         return logits, self.head(hidden).reshape(ids.shape)                        # (B, T)
-
-
-def _token_logprobs(logits: Tensor, targets: np.ndarray) -> Tensor:
-    return -F.cross_entropy(logits, targets, reduction="none")                     # (B, T), 0 where ignored
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +95,8 @@ def collect_rollout(model: PolicyWithValue, reference: GPT, tokenizer: BPETokeni
     mask = targets != IGNORE_INDEX
     with model.inference(), reference.inference():
         logits, values = model(inputs)
-        old = _token_logprobs(logits, targets).data.astype(np.float64)
-        ref = _token_logprobs(reference(inputs), targets).data.astype(np.float64)
+        old = token_logprobs(logits, targets).data.astype(np.float64)
+        ref = token_logprobs(reference(inputs), targets).data.astype(np.float64)
     scores = np.asarray(reward(rows), dtype=np.float64)
     rewards = token_rewards(old, ref, scores, mask, kl_coef)
     advantages, returns = gae(rewards, values.data.astype(np.float64), mask, gamma, lam)
@@ -122,7 +119,7 @@ class PPOObjective:
 
     def __call__(self, model: PolicyWithValue, batch: Rollout):
         logits, values = model(batch.inputs)
-        logprobs = _token_logprobs(logits, batch.targets)
+        logprobs = token_logprobs(logits, batch.targets)
         policy_loss, stats = clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, batch.mask, self.clip)
         critic = value_loss(values, batch.returns, batch.mask)
         return policy_loss + critic * self.value_coef, {"policy_loss": policy_loss, "value_loss": critic, **stats}

@@ -26,15 +26,14 @@ def sequence_logprobs(model, inputs: np.ndarray, targets: np.ndarray) -> Tensor:
         raise ValueError(f"inputs and targets must both be (batch, time), got {inputs.shape} and {targets.shape}")
     if not (targets != IGNORE_INDEX).any(axis=1).all():
         raise ValueError("a row has no response token to score")
-    logits = model(inputs)                                                # (B, L, V)
-    nll = F.cross_entropy(logits, targets, reduction="none")              # (B, L), 0 where ignored
-    return -nll.sum(axis=1)
+    return token_logprobs(model(inputs), targets).sum(axis=1)              # (B,)
 
 
-def token_logprobs(model, inputs: np.ndarray, targets: np.ndarray) -> Tensor:
-    """log p(target_t | inputs_<=t) at every position, shape (B, L), 0 where the target is
-    ignored: the per-token terms PPO's KL penalty and ratio are made of."""
-    return -F.cross_entropy(model(inputs), targets, reduction="none")
+def token_logprobs(logits: Tensor, targets: np.ndarray) -> Tensor:
+    """log p(target_t | inputs_<=t) at every position of (B, L, V) logits, shape (B, L), 0 where
+    the target is ignored: the per-token terms of a response's log-probability, and of PPO's
+    KL penalty and ratio."""
+    return -F.cross_entropy(logits, targets, reduction="none")
 
 
 def pair_rows(pairs: Sequence[EncodedPair]) -> list[EncodedExample]:
